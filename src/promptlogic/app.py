@@ -1,0 +1,79 @@
+"""The FastAPI application: routers, error handlers, and the resources its lifespan owns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from promptlogic import __version__
+from promptlogic.audit.router import router as audit_router
+from promptlogic.db.engine import create_engine, create_sessionmaker
+from promptlogic.db.migrations import ensure_at_head, head_revision
+from promptlogic.db.notify import LISTENER_KEY, ChangeListener
+from promptlogic.errors import install_error_handlers
+from promptlogic.health import router as health_router
+from promptlogic.limits import BodySizeLimit
+from promptlogic.runtime import resolve_settings
+from promptlogic.settings import Settings
+from promptlogic.tenancy.auth import API_KEY_TOPIC, Authenticator
+from promptlogic.tenancy.key_cache import ApiKeyCache
+from promptlogic.tenancy.router import router as tenancy_router
+from promptlogic.tenancy.usage import KeyUsageRecorder
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app for `settings`, whose database must already be resolved (see runtime)."""
+    if settings.database_url is None:
+        raise ValueError("create_app needs a database URL; call resolve_settings first")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        try:
+            await ensure_at_head(engine)
+            listener = ChangeListener(settings.database_url or "")
+            sessionmaker = create_sessionmaker(engine, info={LISTENER_KEY: listener})
+            usage = KeyUsageRecorder(sessionmaker, settings.usage_flush_seconds)
+            authenticator = Authenticator(
+                sessionmaker, ApiKeyCache(settings.api_key_cache_size), usage
+            )
+            listener.subscribe(API_KEY_TOPIC, authenticator.on_key_changed)
+            listener.on_reset(authenticator.cache.clear)
+            app.state.engine = engine
+            app.state.sessionmaker = sessionmaker
+            app.state.listener = listener
+            app.state.authenticator = authenticator
+            app.state.head_revision = head_revision()
+            await listener.start()
+            await usage.start()
+            try:
+                yield
+            finally:
+                await usage.stop()
+                await listener.stop()
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="promptlogic",
+        version=__version__,
+        summary="Business logic as data: versioned prompts, labels and runs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health_router)
+    app.include_router(tenancy_router)
+    app.include_router(audit_router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory`: settings from the environment, embedded DB if unset."""
+    return create_app(resolve_settings())

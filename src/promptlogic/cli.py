@@ -1,0 +1,325 @@
+"""The `promptlogic` command: serve, migrate, and platform operations on tenants, users, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptlogic.audit.service import OPERATOR
+from promptlogic.db.engine import commit, create_engine, create_sessionmaker
+from promptlogic.db.migrations import ensure_at_head, upgrade
+from promptlogic.errors import Problem
+from promptlogic.runtime import resolve_settings
+from promptlogic.settings import Settings
+from promptlogic.tenancy import service
+from promptlogic.tenancy.roles import ROLES, SCOPES
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="promptlogic: business logic as data. Settings come from PROMPTLOGIC_* variables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+tenants_app = typer.Typer(help="Manage tenants (platform operators).", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users and their roles.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _settings() -> Settings:
+    try:
+        return resolve_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'PROMPTLOGIC_' + '.'.join(map(str, e['loc'])).upper() if e['loc'] else 'settings'}: "
+            f"{e['msg']}"
+            for e in exc.errors()
+        )
+        _fail(f"invalid settings: {problems}")
+
+
+def _fail(message: str) -> Any:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction on a migrated database."""
+    settings = _settings()
+
+    async def run() -> T:
+        engine = create_engine(settings)
+        try:
+            await ensure_at_head(engine)
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session)
+                await commit(session)
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except Problem as problem:
+        return _fail(problem.detail)
+    except RuntimeError as exc:
+        return _fail(str(exc))
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+def _scopes(value: str) -> list[str]:
+    scopes = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if not scopes or unknown:
+        raise typer.BadParameter(f"choose from {', '.join(SCOPES)} (comma-separated)")
+    return scopes
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Start the HTTP service (embedded Postgres, migrated and seeded, when no URL is set)."""
+    import uvicorn
+
+    base = Settings()
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    if base.embedded:
+        credentials = asyncio.run(_prepare_embedded(settings))
+        _print_banner(settings, host, port, credentials)
+    # Workers re-read the environment: hand them the resolved database and secret.
+    os.environ["PROMPTLOGIC_DATABASE_URL"] = settings.database_url or ""
+    os.environ["PROMPTLOGIC_SECRET_KEY"] = settings.resolved_secret_key()
+    uvicorn.run(
+        "promptlogic.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+async def _prepare_embedded(settings: Settings) -> Any:
+    from promptlogic.demo import ensure_demo
+
+    engine = create_engine(settings)
+    try:
+        await upgrade(engine)
+        if not settings.seed_demo:
+            return None
+        async with create_sessionmaker(engine)() as session:
+            credentials = await ensure_demo(session, settings.home_dir)
+            await commit(session)
+            return credentials
+    finally:
+        await engine.dispose()
+
+
+def _print_banner(settings: Settings, host: str, port: int, credentials: Any) -> None:
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
+    url = f"http://{shown_host}:{port}"
+    lines = [
+        "",
+        f"promptlogic is starting at {url}  (embedded Postgres in {settings.home_dir})",
+        f"  API docs:   {url}/docs",
+    ]
+    if credentials is not None:
+        lines += [
+            f"  Demo login: {credentials.email} / {credentials.password}",
+            f"  API key:    {credentials.api_key}",
+            f'  Try it:     curl -H "Authorization: Bearer {credentials.api_key}" {url}/v1/me',
+        ]
+    lines.append("")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest migration."""
+    settings = _settings()
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is at head")
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: Annotated[str, typer.Argument(help="Short unique id, e.g. acme.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    admin_email: Annotated[str, typer.Option(help="Email of the tenant's first owner.")],
+    admin_password: Annotated[
+        str | None, typer.Option(help="Their password; generated and shown once if omitted.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a tenant with an owner and an admin-scoped API key (shown once)."""
+    password = admin_password or secrets.token_urlsafe(12)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        tenant = await service.create_tenant(session, slug=slug, name=name)
+        await service.add_member(
+            session,
+            tenant=tenant,
+            email=admin_email,
+            role="owner",
+            password=password,
+            actor=OPERATOR,
+        )
+        created = await service.create_api_key(
+            session, tenant_id=tenant.id, name="admin key", scopes=["admin"], actor=OPERATOR
+        )
+        return {
+            "tenant": {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name},
+            "admin_email": service.normalize_email(admin_email),
+            "api_key": created.plaintext,
+        }
+
+    result = _in_transaction(work)
+    if admin_password is None:
+        result["admin_password"] = password
+    text = (
+        f"created tenant {slug}\n  owner:   {result['admin_email']}"
+        + (f" (password: {password})" if admin_password is None else "")
+        + f"\n  API key: {result['api_key']}  (admin scope; shown only now)"
+    )
+    _emit(result, as_json, text)
+
+
+@tenants_app.command("list")
+def tenants_list(as_json: JsonOption = False) -> None:
+    """List every tenant."""
+    tenants = _in_transaction(service.list_tenants)
+    rows = [
+        {"id": str(t.id), "slug": t.slug, "name": t.name, "created_at": t.created_at.isoformat()}
+        for t in tenants
+    ]
+    _emit(rows, as_json, "\n".join(f"{r['slug']}\t{r['name']}\t{r['id']}" for r in rows))
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    scopes: Annotated[
+        str, typer.Option(help=f"Comma-separated, from: {', '.join(SCOPES)}.")
+    ] = "run,read",
+    expires_at: Annotated[
+        datetime | None, typer.Option(help="Expiry (ISO 8601, UTC when no zone is given).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key for a tenant; it is printed once and stored only as a hash."""
+    scope_list = _scopes(scopes)
+    if expires_at is not None and expires_at.tzinfo is None:
+        from datetime import UTC
+
+        expires_at = expires_at.replace(tzinfo=UTC)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        found = await service.get_tenant_by_slug(session, tenant)
+        created = await service.create_api_key(
+            session,
+            tenant_id=found.id,
+            name=name.strip(),
+            scopes=scope_list,
+            expires_at=expires_at,
+            actor=OPERATOR,
+        )
+        return {
+            "id": str(created.key.id),
+            "api_key": created.plaintext,
+            "tenant": tenant,
+            "name": created.key.name,
+            "scopes": created.key.scopes,
+        }
+
+    result = _in_transaction(work)
+    _emit(result, as_json, f"{result['api_key']}\n(id {result['id']}; shown only now)")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke an API key; every running worker refuses it at once."""
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError:
+        _fail(f"not a key id: {key_id!r}")
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        tenant_id = await service.tenant_of_api_key(session, parsed)
+        key = await service.revoke_api_key(
+            session, tenant_id=tenant_id, key_id=parsed, actor=OPERATOR
+        )
+        return {"id": str(key.id), "revoked_at": key.revoked_at}
+
+    result = _in_transaction(work)
+    _emit(result, as_json, f"revoked {result['id']}")
+
+
+@users_app.command("create")
+def users_create(
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    email: Annotated[str, typer.Option(help="The user's email.")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    password: Annotated[
+        str | None, typer.Option(help="Password; generated and shown once if omitted.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a user to a tenant with a role (creating the user if new)."""
+    if role not in ROLES:
+        raise typer.BadParameter(f"choose from {', '.join(ROLES)}", param_hint="--role")
+    chosen = password or secrets.token_urlsafe(12)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        found = await service.get_tenant_by_slug(session, tenant)
+        user = await service.add_member(
+            session, tenant=found, email=email, role=role, password=chosen, actor=OPERATOR
+        )
+        return {"id": str(user.id), "email": user.email, "tenant": tenant, "role": role}
+
+    result = _in_transaction(work)
+    if password is None:
+        result["password"] = chosen
+    text = f"added {result['email']} to {tenant} as {role}" + (
+        f" (password: {chosen})" if password is None else ""
+    )
+    _emit(result, as_json, text)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,7 @@
+"""Every table, imported in one place so Alembic and the tests see the whole schema."""
+
+from promptlogic.audit.models import AuditEvent
+from promptlogic.db.base import Base
+from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
+
+__all__ = ["ApiKey", "AuditEvent", "Base", "Membership", "Tenant", "User"]

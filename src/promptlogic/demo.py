@@ -1,0 +1,96 @@
+"""The demo tenant the embedded default seeds on first start, and its saved credentials.
+
+The credentials file under PROMPTLOGIC_HOME exists only so that every `make run` can print a
+working login and key on a developer's machine; it is never written for an external database.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptlogic.audit.service import OPERATOR
+from promptlogic.tenancy import keys, service
+from promptlogic.tenancy.models import ApiKey, Tenant
+from promptlogic.tenancy.roles import Role
+
+DEMO_SLUG = "demo"
+DEMO_NAME = "Demo Company"
+DEMO_EMAIL = "admin@demo.example.com"
+DEMO_SCOPES = ["run", "read", "write", "admin"]
+CREDENTIALS_FILE = "demo-credentials.json"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoCredentials:
+    tenant: str
+    email: str
+    password: str
+    api_key: str
+
+
+async def ensure_demo(session: AsyncSession, home: Path) -> DemoCredentials | None:
+    """Seed the demo tenant once; afterwards keep its saved API key working.
+
+    Returns None when the demo tenant exists but its credentials were not saved here.
+    """
+    path = home / CREDENTIALS_FILE
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
+    if tenant is None:
+        tenant = await service.create_tenant(session, slug=DEMO_SLUG, name=DEMO_NAME)
+        password = secrets.token_urlsafe(12)
+        await service.add_member(
+            session,
+            tenant=tenant,
+            email=DEMO_EMAIL,
+            role=Role.OWNER,
+            password=password,
+            actor=OPERATOR,
+        )
+        created = await _new_demo_key(session, tenant)
+        credentials = DemoCredentials(DEMO_SLUG, DEMO_EMAIL, password, created)
+        _save(path, credentials)
+        return credentials
+    if not path.exists():
+        return None
+    credentials = DemoCredentials(**json.loads(path.read_text()))
+    if not await _key_still_works(session, credentials.api_key):
+        credentials = DemoCredentials(
+            credentials.tenant,
+            credentials.email,
+            credentials.password,
+            await _new_demo_key(session, tenant),
+        )
+        _save(path, credentials)
+    return credentials
+
+
+async def _new_demo_key(session: AsyncSession, tenant: Tenant) -> str:
+    created = await service.create_api_key(
+        session, tenant_id=tenant.id, name="demo key", scopes=DEMO_SCOPES, actor=OPERATOR
+    )
+    return created.plaintext
+
+
+async def _key_still_works(session: AsyncSession, api_key: str) -> bool:
+    presented = keys.parse(api_key)
+    if presented is None:
+        return False
+    key = await session.scalar(select(ApiKey).where(ApiKey.prefix == presented.prefix))
+    return (
+        key is not None
+        and key.revoked_at is None
+        and key.expires_at is None
+        and keys.secret_matches(presented, key.secret_hash)
+    )
+
+
+def _save(path: Path, credentials: DemoCredentials) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(asdict(credentials), indent=2) + "\n")

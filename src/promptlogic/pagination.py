@@ -1,0 +1,57 @@
+"""Cursor pagination: `{"items": [...], "next_cursor": ...}` with an opaque cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from promptlogic.errors import InvalidInput
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+LimitQuery = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
+]
+CursorQuery = Annotated[
+    str | None, Query(max_length=500, description="`next_cursor` from the previous page.")
+]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps(list(values), separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def invalid_cursor() -> InvalidInput:
+    return InvalidInput.field("query.cursor", "not a cursor returned by this list")
+
+
+def decode_cursor(cursor: str, *types: type) -> list[Any]:
+    """The values encoded in `cursor`, checked against `types`; 422 naming `cursor` otherwise."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid_cursor() from None
+    if (
+        not isinstance(values, list)
+        or len(values) != len(types)
+        or not all(
+            isinstance(v, t) and not isinstance(v, bool) for v, t in zip(values, types, strict=True)
+        )
+    ):
+        raise invalid_cursor()
+    return values

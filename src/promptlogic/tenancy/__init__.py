@@ -1,0 +1,1 @@
+"""Tenants, users, memberships and roles, API keys, and the principal behind a request."""

@@ -1,0 +1,122 @@
+"""Authenticating API keys, cached per worker, and the dependencies routes declare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from promptlogic.errors import Forbidden, Unauthorized
+from promptlogic.tenancy import keys
+from promptlogic.tenancy.key_cache import ApiKeyCache, CachedKey
+from promptlogic.tenancy.models import ApiKey, Tenant
+from promptlogic.tenancy.principal import Principal
+from promptlogic.tenancy.roles import Scope
+from promptlogic.tenancy.usage import KeyUsageRecorder
+
+API_KEY_TOPIC = "api_key"
+
+
+class Authenticator:
+    """Turns an `Authorization` header into a `Principal`, from memory whenever it can."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: ApiKeyCache,
+        usage: KeyUsageRecorder,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self.cache = cache
+        self.usage = usage
+
+    def on_key_changed(self, message: dict[str, Any]) -> None:
+        """NOTIFY handler: forget a key that was revoked or changed."""
+        prefix = message.get("prefix")
+        if isinstance(prefix, str):
+            self.cache.drop(prefix)
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        token = _bearer_token(authorization)
+        presented = keys.parse(token)
+        if presented is None:
+            raise Unauthorized("The API key is malformed; expected `pl_<prefix>_<secret>`.")
+        entry = self.cache.get(presented.prefix) or await self._load(presented.prefix)
+        if entry is None or not keys.secret_matches(presented, entry.secret_hash):
+            raise Unauthorized("The API key is not valid.")
+        if entry.revoked:
+            raise Unauthorized("The API key has been revoked.")
+        if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
+            raise Unauthorized("The API key has expired.")
+        self.usage.note(entry.id)
+        return Principal(
+            tenant_id=entry.tenant_id,
+            tenant_slug=entry.tenant_slug,
+            tenant_name=entry.tenant_name,
+            key_id=entry.id,
+            key_name=entry.name,
+            scopes=entry.scopes,
+        )
+
+    async def _load(self, prefix: str) -> CachedKey | None:
+        generation = self.cache.generation
+        async with self._sessionmaker() as session:
+            row = (
+                await session.execute(
+                    select(ApiKey, Tenant.slug, Tenant.name)
+                    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+                    .where(ApiKey.prefix == prefix)
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        key, tenant_slug, tenant_name = row
+        entry = CachedKey(
+            id=key.id,
+            tenant_id=key.tenant_id,
+            tenant_slug=tenant_slug,
+            tenant_name=tenant_name,
+            name=key.name,
+            scopes=frozenset(Scope(s) for s in key.scopes),
+            secret_hash=key.secret_hash,
+            expires_at=key.expires_at,
+            revoked=key.revoked_at is not None,
+        )
+        self.cache.put(prefix, entry, loaded_at_generation=generation)
+        return entry
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("An API key is required: send `Authorization: Bearer <key>`.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send the API key as `Authorization: Bearer <key>`.")
+    return token.strip()
+
+
+async def current_principal(request: Request) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(request.headers.get("authorization"))
+
+
+def require_scope(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that authenticates and then insists on `scope` (403 without it)."""
+
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.can(scope):
+            raise Forbidden(f"This API key lacks the `{scope.value}` scope.")
+        return principal
+
+    return dependency
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+ReadPrincipal = Annotated[Principal, Depends(require_scope(Scope.READ))]
+WritePrincipal = Annotated[Principal, Depends(require_scope(Scope.WRITE))]
+RunPrincipal = Annotated[Principal, Depends(require_scope(Scope.RUN))]
+AdminPrincipal = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]
