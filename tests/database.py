@@ -49,10 +49,11 @@ class TestServer:
         self.created.append(name)
         return self.url_for(name)
 
-    async def execute(self, sql: str) -> None:
+    async def execute(self, sql: str, *args: object) -> None:
+        """Run `sql` on the server's maintenance database, with `$1`-style arguments."""
         connection = await asyncpg.connect(self.maintenance_dsn)
         try:
-            await connection.execute(sql)
+            await connection.execute(sql, *args)
         finally:
             await connection.close()
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "promptlogic_changes"
 LISTENER_KEY = "change_listener"
+LISTENER_APPLICATION_NAME = "promptlogic-listener"
 
 Handler = Callable[[dict[str, Any]], None]
 
@@ -105,7 +106,9 @@ class ChangeListener:
             delay = min(delay * 2, 5.0)
 
     async def _listen_once(self) -> None:
-        connection = await asyncpg.connect(self._dsn, timeout=5)
+        connection = await asyncpg.connect(
+            self._dsn, timeout=5, server_settings={"application_name": LISTENER_APPLICATION_NAME}
+        )
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _conn: lost.set())
         try:
