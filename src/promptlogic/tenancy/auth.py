@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,7 +100,16 @@ def _bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-async def current_principal(request: Request) -> Principal:
+# Declared so OpenAPI documents bearer auth; the header itself is parsed above, for clear errors.
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="ApiKey", description="An API key: `pl_<prefix>_<secret>`."
+)
+
+
+async def current_principal(
+    request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
     authenticator: Authenticator = request.app.state.authenticator
     return await authenticator.authenticate(request.headers.get("authorization"))
 
