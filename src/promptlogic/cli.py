@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.audit.service import OPERATOR
 from promptlogic.db.engine import commit, create_engine, create_sessionmaker
-from promptlogic.db.migrations import ensure_at_head, upgrade
+from promptlogic.db.migrations import SchemaBehind, ensure_at_head, upgrade
 from promptlogic.errors import Problem
 from promptlogic.runtime import resolve_settings
 from promptlogic.settings import Settings
@@ -41,16 +41,20 @@ app.add_typer(users_app, name="users")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
-def _settings() -> Settings:
+def _settings() -> tuple[Settings, bool]:
+    """Settings with a concrete database, and whether that database is the embedded default."""
     try:
-        return resolve_settings()
+        configured = Settings()
     except ValidationError as exc:
+        # Name the variables, never echo their values: a URL may carry a password.
         problems = "; ".join(
-            f"{'PROMPTLOGIC_' + '.'.join(map(str, e['loc'])).upper() if e['loc'] else 'settings'}: "
-            f"{e['msg']}"
+            f"PROMPTLOGIC_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"]
+            else str(e["msg"])
             for e in exc.errors()
         )
-        _fail(f"invalid settings: {problems}")
+        return _fail(f"invalid settings: {problems}")
+    return resolve_settings(configured), configured.embedded
 
 
 def _fail(message: str) -> Any:
@@ -58,14 +62,30 @@ def _fail(message: str) -> Any:
     raise typer.Exit(code=1)
 
 
+def _run(work: Awaitable[T]) -> T:
+    """Run a coroutine, turning the failures a user can act on into one line on stderr."""
+    try:
+        return asyncio.run(work)  # type: ignore[arg-type]
+    except Problem as problem:
+        return _fail(problem.detail)
+    except SchemaBehind as exc:
+        return _fail(str(exc))
+    except (OSError, DBAPIError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        return _fail(f"cannot reach the database ({reason.__class__.__name__}: {reason})")
+
+
 def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction on a migrated database."""
-    settings = _settings()
+    """Run `work` in one committed transaction on a migrated database.
+
+    The embedded default migrates itself; an external database must be migrated on purpose.
+    """
+    settings, embedded = _settings()
 
     async def run() -> T:
         engine = create_engine(settings)
         try:
-            await ensure_at_head(engine)
+            await (upgrade(engine) if embedded else ensure_at_head(engine))
             async with create_sessionmaker(engine)() as session:
                 result = await work(session)
                 await commit(session)
@@ -73,12 +93,7 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(run())
-    except Problem as problem:
-        return _fail(problem.detail)
-    except RuntimeError as exc:
-        return _fail(str(exc))
+    return _run(run())
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:
@@ -87,9 +102,8 @@ def _emit(data: Any, as_json: bool, text: str) -> None:
 
 def _scopes(value: str) -> list[str]:
     scopes = [s.strip() for s in value.split(",") if s.strip()]
-    unknown = sorted(set(scopes) - set(SCOPES))
-    if not scopes or unknown:
-        raise typer.BadParameter(f"choose from {', '.join(SCOPES)} (comma-separated)")
+    if not scopes or set(scopes) - set(SCOPES):
+        _fail(f"--scopes takes a comma-separated list from: {', '.join(SCOPES)}")
     return scopes
 
 
@@ -102,12 +116,11 @@ def serve(
     """Start the HTTP service (embedded Postgres, migrated and seeded, when no URL is set)."""
     import uvicorn
 
-    base = Settings()
-    settings = _settings()
+    settings, embedded = _settings()
     host = host or settings.host
     port = port or settings.port
-    if base.embedded:
-        credentials = asyncio.run(_prepare_embedded(settings))
+    if embedded:
+        credentials = _run(_prepare_embedded(settings))
         _print_banner(settings, host, port, credentials)
     # Workers re-read the environment: hand them the resolved database and secret.
     os.environ["PROMPTLOGIC_DATABASE_URL"] = settings.database_url or ""
@@ -160,7 +173,7 @@ def _print_banner(settings: Settings, host: str, port: int, credentials: Any) ->
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest migration."""
-    settings = _settings()
+    settings, _embedded = _settings()
 
     async def run() -> None:
         engine = create_engine(settings)
@@ -169,7 +182,7 @@ def migrate() -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    _run(run())
     typer.echo("database is at head")
 
 
@@ -184,35 +197,34 @@ def tenants_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a tenant with an owner and an admin-scoped API key (shown once)."""
-    password = admin_password or secrets.token_urlsafe(12)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         tenant = await service.create_tenant(session, slug=slug, name=name)
-        await service.add_member(
+        owner = await service.add_member(
             session,
             tenant=tenant,
             email=admin_email,
             role="owner",
-            password=password,
+            password=admin_password,
             actor=OPERATOR,
         )
         created = await service.create_api_key(
             session, tenant_id=tenant.id, name="admin key", scopes=["admin"], actor=OPERATOR
         )
-        return {
+        result = {
             "tenant": {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name},
-            "admin_email": service.normalize_email(admin_email),
+            "admin_email": owner.user.email,
             "api_key": created.plaintext,
         }
+        if owner.generated_password:
+            result["admin_password"] = owner.generated_password
+        return result
 
     result = _in_transaction(work)
-    if admin_password is None:
-        result["admin_password"] = password
-    text = (
-        f"created tenant {slug}\n  owner:   {result['admin_email']}"
-        + (f" (password: {password})" if admin_password is None else "")
-        + f"\n  API key: {result['api_key']}  (admin scope; shown only now)"
-    )
+    text = f"created tenant {slug}\n  owner:   {result['admin_email']}"
+    if "admin_password" in result:
+        text += f" (password: {result['admin_password']}; shown only now)"
+    text += f"\n  API key: {result['api_key']}  (admin scope; shown only now)"
     _emit(result, as_json, text)
 
 
@@ -242,8 +254,6 @@ def keys_create(
     """Create an API key for a tenant; it is printed once and stored only as a hash."""
     scope_list = _scopes(scopes)
     if expires_at is not None and expires_at.tzinfo is None:
-        from datetime import UTC
-
         expires_at = expires_at.replace(tzinfo=UTC)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
@@ -251,7 +261,7 @@ def keys_create(
         created = await service.create_api_key(
             session,
             tenant_id=found.id,
-            name=name.strip(),
+            name=name,
             scopes=scope_list,
             expires_at=expires_at,
             actor=OPERATOR,
@@ -302,22 +312,23 @@ def users_create(
 ) -> None:
     """Add a user to a tenant with a role (creating the user if new)."""
     if role not in ROLES:
-        raise typer.BadParameter(f"choose from {', '.join(ROLES)}", param_hint="--role")
-    chosen = password or secrets.token_urlsafe(12)
+        _fail(f"--role must be one of {', '.join(ROLES)}")
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         found = await service.get_tenant_by_slug(session, tenant)
-        user = await service.add_member(
-            session, tenant=found, email=email, role=role, password=chosen, actor=OPERATOR
+        member = await service.add_member(
+            session, tenant=found, email=email, role=role, password=password, actor=OPERATOR
         )
-        return {"id": str(user.id), "email": user.email, "tenant": tenant, "role": role}
+        result = {"id": str(member.user.id), "email": member.user.email, "tenant": tenant}
+        result["role"] = role
+        if member.generated_password:
+            result["password"] = member.generated_password
+        return result
 
     result = _in_transaction(work)
-    if password is None:
-        result["password"] = chosen
-    text = f"added {result['email']} to {tenant} as {role}" + (
-        f" (password: {chosen})" if password is None else ""
-    )
+    text = f"added {result['email']} to {tenant} as {role}"
+    if "password" in result:
+        text += f" (password: {result['password']}; shown only now)"
     _emit(result, as_json, text)
 
 

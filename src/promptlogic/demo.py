@@ -7,7 +7,6 @@ working login and key on a developer's machine; it is never written for an exter
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,15 +42,10 @@ async def ensure_demo(session: AsyncSession, home: Path) -> DemoCredentials | No
     tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
     if tenant is None:
         tenant = await service.create_tenant(session, slug=DEMO_SLUG, name=DEMO_NAME)
-        password = secrets.token_urlsafe(12)
-        await service.add_member(
-            session,
-            tenant=tenant,
-            email=DEMO_EMAIL,
-            role=Role.OWNER,
-            password=password,
-            actor=OPERATOR,
+        owner = await service.add_member(
+            session, tenant=tenant, email=DEMO_EMAIL, role=Role.OWNER, password=None, actor=OPERATOR
         )
+        password = owner.generated_password or "(unchanged: the user already existed)"
         created = await _new_demo_key(session, tenant)
         credentials = DemoCredentials(DEMO_SLUG, DEMO_EMAIL, password, created)
         _save(path, credentials)

@@ -68,7 +68,8 @@ async def ensure_at_head(engine: AsyncEngine) -> None:
         current = await connection.run_sync(current_revision)
     head = head_revision()
     if current != head:
+        found = f"at revision {current}" if current else "empty (never migrated)"
         raise SchemaBehind(
-            f"The database schema is at {current or 'an empty database'}, "
-            f"but this version of promptlogic needs {head}. Run `promptlogic migrate` first."
+            f"The database schema is {found}, but this version of promptlogic needs revision "
+            f"{head}. Run `promptlogic migrate` first."
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from promptlogic.tenancy.roles import ROLES, SCOPES, Scope
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_KEY_NAME = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,13 @@ def normalize_email(email: str) -> str:
     return email
 
 
+@dataclass(frozen=True, slots=True)
+class NewMember:
+    user: User
+    generated_password: str | None
+    """Set only when a new user was created without a password: show it once."""
+
+
 async def add_member(
     session: AsyncSession,
     *,
@@ -89,24 +98,33 @@ async def add_member(
     role: str,
     password: str | None,
     actor: Actor,
-) -> User:
-    """Give a user (created if new) a role in `tenant`; 409 if they already have one there."""
+) -> NewMember:
+    """Give a user a role in `tenant`, creating the user if new; 409 if already a member.
+
+    A password is set only on a new user (generated when not given). An existing user keeps
+    theirs: adding them to another tenant must never lock them out of the first.
+    """
     email = normalize_email(email)
     if role not in ROLES:
         raise InvalidInput.field("role", f"must be one of {', '.join(ROLES)}")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput.field("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
     user = await session.scalar(select(User).where(User.email == email))
+    generated = None
     if user is None:
-        user = User(email=email)
+        if password is None:
+            password = generated = secrets.token_urlsafe(12)
+        user = User(email=email, password_hash=await hash_password_async(password))
         session.add(user)
         await session.flush()
     elif await session.scalar(
         Membership.for_tenant(tenant.id, Membership.id).where(Membership.user_id == user.id)
     ):
         raise Conflict(f"{email} is already a member of `{tenant.slug}`.")
-    if password is not None:
-        user.password_hash = await hash_password_async(password)
+    elif password is not None:
+        raise InvalidInput.field(
+            "password", f"{email} already has an account; their password is not changed here"
+        )
     session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
     await audit.record(
         session,
@@ -117,7 +135,7 @@ async def add_member(
         target_id=str(user.id),
         after={"email": email, "role": role},
     )
-    return user
+    return NewMember(user=user, generated_password=generated)
 
 
 # API keys
@@ -143,9 +161,14 @@ async def create_api_key(
     expires_at: datetime | None = None,
 ) -> CreatedKey:
     """Mint a key; the plaintext exists only in the returned value, the row holds its hash."""
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_KEY_NAME:
+        raise InvalidInput.field("name", f"must be 1-{MAX_KEY_NAME} characters")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise InvalidInput.field("scopes", f"choose one or more of {', '.join(SCOPES)}")
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= datetime.now(UTC)):
+        raise InvalidInput.field("expires_at", "must be a time in the future, with a timezone")
     new = keys.generate()
     key = ApiKey(
         tenant_id=tenant_id,
