@@ -9,13 +9,13 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from promptlogic.tenancy.roles import Scope, ordered
+from promptlogic.validation import as_utc, single_line
 
 
 def _in_future(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("must include a timezone, e.g. 2030-01-01T00:00:00Z")
+    value = as_utc(value)
     if value <= datetime.now(UTC):
         raise ValueError("must be in the future")
     return value
@@ -25,7 +25,11 @@ def _unique_scopes(scopes: list[Scope]) -> list[Scope]:
     return ordered(set(scopes))
 
 
-KeyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+KeyName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(single_line),
+]
 
 
 class MeOut(BaseModel):

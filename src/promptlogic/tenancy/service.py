@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +23,21 @@ from promptlogic.tenancy.auth import API_KEY_TOPIC
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
 from promptlogic.tenancy.passwords import MIN_PASSWORD_LENGTH, hash_password_async
 from promptlogic.tenancy.roles import ROLES, SCOPES, Scope
+from promptlogic.validation import as_utc, single_line
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_KEY_NAME = 100
+
+V = TypeVar("V")
+
+
+def _checked(field: str, check: Callable[[V], V], value: V) -> V:
+    """Apply a shared check from `validation`, naming `field` in the 422 it raises."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise InvalidInput.field(field, str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,14 +174,16 @@ async def create_api_key(
     expires_at: datetime | None = None,
 ) -> CreatedKey:
     """Mint a key; the plaintext exists only in the returned value, the row holds its hash."""
-    name = name.strip()
+    name = _checked("name", single_line, name)
     if not 1 <= len(name) <= MAX_KEY_NAME:
         raise InvalidInput.field("name", f"must be 1-{MAX_KEY_NAME} characters")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise InvalidInput.field("scopes", f"choose one or more of {', '.join(SCOPES)}")
-    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= datetime.now(UTC)):
-        raise InvalidInput.field("expires_at", "must be a time in the future, with a timezone")
+    if expires_at is not None:
+        expires_at = _checked("expires_at", as_utc, expires_at)
+        if expires_at <= datetime.now(UTC):
+            raise InvalidInput.field("expires_at", "must be in the future")
     new = keys.generate()
     key = ApiKey(
         tenant_id=tenant_id,
@@ -213,7 +228,7 @@ async def list_api_keys(
     if cursor is not None:
         created_at, key_id = decode_cursor(cursor, str, str)
         try:
-            after = (datetime.fromisoformat(created_at), uuid.UUID(key_id))
+            after = (as_utc(datetime.fromisoformat(created_at)), uuid.UUID(key_id))
         except ValueError:
             raise invalid_cursor() from None
         statement = statement.where(tuple_(ApiKey.created_at, ApiKey.id) < tuple_(*after))
