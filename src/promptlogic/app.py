@@ -18,7 +18,7 @@ from promptlogic.health import router as health_router
 from promptlogic.limits import BodySizeLimit
 from promptlogic.runtime import resolve_settings
 from promptlogic.settings import Settings
-from promptlogic.tenancy.auth import API_KEY_TOPIC, Authenticator
+from promptlogic.tenancy.auth import API_KEY_TOPIC, ApiKeyGate, Authenticator
 from promptlogic.tenancy.key_cache import ApiKeyCache
 from promptlogic.tenancy.router import router as tenancy_router
 from promptlogic.tenancy.usage import KeyUsageRecorder
@@ -67,7 +67,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # The last added runs first: refuse unauthenticated API calls before reading any body.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyGate, prefix="/v1/")
     app.include_router(health_router)
     app.include_router(tenancy_router)
     app.include_router(audit_router)

@@ -14,7 +14,7 @@ from promptlogic.tenancy.auth import AdminPrincipal
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
-Filter = Annotated[str | None, Query(max_length=200)]
+Filter = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 @router.get("/audit")

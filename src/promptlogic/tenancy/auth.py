@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette import types as asgi
+from starlette.datastructures import Headers
 
-from promptlogic.errors import Forbidden, Unauthorized
+from promptlogic.errors import Forbidden, Unauthorized, problem_response
 from promptlogic.tenancy import keys
 from promptlogic.tenancy.key_cache import ApiKeyCache, CachedKey
 from promptlogic.tenancy.models import ApiKey, Tenant
@@ -20,6 +22,7 @@ from promptlogic.tenancy.roles import Scope
 from promptlogic.tenancy.usage import KeyUsageRecorder
 
 API_KEY_TOPIC = "api_key"
+PRINCIPAL_STATE = "principal"
 
 
 class Authenticator:
@@ -106,10 +109,39 @@ bearer_scheme = HTTPBearer(
 )
 
 
+class ApiKeyGate:
+    """Authenticate every request under `prefix` before routing and before its body is parsed.
+
+    No route under the API can forget authentication, and a caller without a valid key learns
+    nothing about routes or body validation: it gets 401.
+    """
+
+    def __init__(self, app: asgi.ASGIApp, prefix: str = "/v1/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            authenticator: Authenticator = scope["app"].state.authenticator
+            try:
+                principal = await authenticator.authenticate(
+                    Headers(scope=scope).get("authorization")
+                )
+            except Unauthorized as exc:
+                response = problem_response(401, exc.detail, slug=exc.slug, headers=exc.headers)
+                await response(scope, receive, send)
+                return
+            scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+        await self.app(scope, receive, send)
+
+
 async def current_principal(
     request: Request,
     _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
+    principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if principal is not None:
+        return principal
     authenticator: Authenticator = request.app.state.authenticator
     return await authenticator.authenticate(request.headers.get("authorization"))
 

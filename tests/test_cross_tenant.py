@@ -1,0 +1,217 @@
+"""Tenant isolation over every /v1 route: another tenant's records answer 404 and never leak.
+
+The routes are walked from the app itself, so a new route is checked the day it is added. A route
+whose path parameter is not in `RECORD_IDS` (or that takes a body not in `BODIES`) fails the test
+until it is described here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy import text
+
+from promptlogic.tenancy.models import Tenant
+from tests.factories import KeyFixture, make_key, make_tenant
+
+
+@dataclass
+class TenantData:
+    """A tenant and one record of every kind, for substituting into paths."""
+
+    tenant: Tenant
+    admin: KeyFixture
+    app_key: KeyFixture  # a live key that is not the one acting
+    revoked_key: KeyFixture
+
+
+# Path parameter name -> the id of that kind of record of a tenant. Add new kinds here.
+RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
+    "key_id": lambda data: str(data.app_key.key.id),
+}
+
+# (method, path) -> a valid request body, for routes with a path parameter that take one.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {}
+
+# Extra query strings to try on list routes (every list is also read without any).
+LIST_QUERIES: dict[str, list[dict[str, str]]] = {
+    "/v1/api-keys": [{"include_revoked": "true"}],
+    "/v1/audit": [{"target_type": "api_key"}, {"action": "api_key.revoke"}],
+}
+
+
+def v1_routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
+    routes = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and context.path_format.startswith("/v1/"):
+            routes.extend((method, context.path_format, route) for method in context.methods)
+    return sorted(routes, key=lambda r: (r[1], r[0]))
+
+
+def path_params(path: str) -> list[str]:
+    return re.findall(r"{([^}:]+)", path)
+
+
+def markers_of(data: TenantData) -> list[str]:
+    """Strings that only a response about this tenant's records could contain."""
+    found = [str(data.tenant.id), data.tenant.slug]
+    for key in (data.admin, data.app_key, data.revoked_key):
+        found += [str(key.key.id), key.key.prefix, key.key.name]
+    return found
+
+
+async def make_tenant_data(session, client, slug: str) -> TenantData:
+    tenant = await make_tenant(session, slug)
+    admin = await make_key(session, tenant, ["admin"], name=f"{slug}-admin")
+    app_key = await make_key(session, tenant, ["run", "read"], name=f"{slug}-app")
+    revoked = await make_key(session, tenant, ["write"], name=f"{slug}-revoked")
+    response = await client.delete(f"/v1/api-keys/{revoked.key.id}", headers=admin.headers)
+    assert response.status_code == 204
+    return TenantData(tenant, admin, app_key, revoked)
+
+
+@pytest.fixture
+async def alpha(client, session) -> TenantData:
+    return await make_tenant_data(session, client, "alpha-corp")
+
+
+@pytest.fixture
+async def bravo(client, session) -> TenantData:
+    return await make_tenant_data(session, client, "bravo-corp")
+
+
+async def snapshot(session) -> dict[str, Any]:
+    keys = (await session.execute(text("SELECT id, revoked_at FROM api_keys"))).all()
+    events = await session.scalar(text("SELECT count(*) FROM audit_events"))
+    return {"keys": sorted(map(tuple, keys)), "events": events}
+
+
+def routes_with_ids(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
+    routes = [r for r in v1_routes(app) if path_params(r[1])]
+    assert ("DELETE", "/v1/api-keys/{key_id}") in [r[:2] for r in routes], (
+        "the route walk found nothing: check how routes are enumerated"
+    )
+    unknown = sorted(
+        f"{method} {path}: `{param}`"
+        for method, path, _ in routes
+        for param in path_params(path)
+        if param not in RECORD_IDS
+    )
+    if unknown:
+        pytest.fail(
+            "Routes with path parameters this test cannot fill; add each parameter to "
+            "RECORD_IDS in tests/test_cross_tenant.py (and a record of that kind to "
+            "make_tenant_data): " + "; ".join(unknown)
+        )
+    no_body = sorted(
+        f"{method} {path}"
+        for method, path, route in routes
+        if route.dependant.body_params and (method, path) not in BODIES
+    )
+    if no_body:
+        pytest.fail(
+            "Routes with a path parameter and a body this test has no valid body for; add one "
+            "to BODIES in tests/test_cross_tenant.py: " + "; ".join(no_body)
+        )
+    return routes
+
+
+async def call(
+    client: httpx.AsyncClient, method: str, path: str, data: TenantData, headers: dict[str, str]
+) -> httpx.Response:
+    url = path.format(**{param: RECORD_IDS[param](data) for param in path_params(path)})
+    body = BODIES.get((method, path))
+    return await client.request(method, url, headers=headers, json=body)
+
+
+async def test_every_route_answers_404_for_another_tenants_record(
+    app, client, session, alpha, bravo
+):
+    routes = routes_with_ids(app)
+    before = await snapshot(session)
+
+    for method, path, _ in routes:
+        response = await call(client, method, path, bravo, alpha.admin.headers)
+        where = f"{method} {path} with tenant B's ids"
+        assert response.status_code == 404, f"{where}: {response.status_code} {response.text}"
+        assert response.headers["content-type"] == "application/problem+json", where
+        assert response.json()["status"] == 404, where
+        for marker in markers_of(bravo):  # only the id sent in the URL may be echoed back
+            if marker not in response.request.url.path:
+                assert marker not in response.text, f"{where} leaked {marker!r}"
+
+    assert await snapshot(session) == before, "a refused request changed something"
+    me = await client.get("/v1/me", headers=bravo.app_key.headers)
+    assert me.status_code == 200, "tenant B's key stopped working"
+
+
+async def test_every_route_finds_the_callers_own_record(app, client, alpha, bravo):
+    """The control for the test above: the same calls with tenant A's own ids succeed."""
+    for method, path, _ in routes_with_ids(app):
+        response = await call(client, method, path, alpha, alpha.admin.headers)
+        assert response.status_code < 400, f"{method} {path}: {response.text}"
+
+
+async def test_lists_never_show_another_tenants_records(app, client, alpha, bravo):
+    lists = [
+        path for method, path, _ in v1_routes(app) if method == "GET" and not path_params(path)
+    ]
+    assert {"/v1/me", "/v1/api-keys", "/v1/audit"} <= set(lists)
+
+    for path in lists:
+        for params in [{}, *LIST_QUERIES.get(path, [])]:
+            response = await client.get(path, headers=alpha.admin.headers, params=params)
+            where = f"GET {path} {params}"
+            assert response.status_code == 200, f"{where}: {response.text}"
+            for marker in markers_of(bravo):
+                assert marker not in response.text, f"{where} shows tenant B's {marker!r}"
+
+    keys = await client.get(
+        "/v1/api-keys", headers=alpha.admin.headers, params={"include_revoked": "true"}
+    )
+    assert {item["id"] for item in keys.json()["items"]} == {
+        str(alpha.admin.key.id),
+        str(alpha.app_key.key.id),
+        str(alpha.revoked_key.key.id),
+    }
+
+
+async def test_filtering_the_audit_by_another_tenants_ids_finds_nothing(client, alpha, bravo):
+    for target_id in (
+        str(bravo.tenant.id),
+        str(bravo.app_key.key.id),
+        str(bravo.revoked_key.key.id),
+    ):
+        response = await client.get(
+            "/v1/audit", headers=alpha.admin.headers, params={"target_id": target_id}
+        )
+        assert response.status_code == 200
+        assert response.json() == {"items": [], "next_cursor": None}
+
+
+async def test_revoking_another_tenants_key_answers_404_and_leaves_it_working(
+    client, session, alpha, bravo
+):
+    response = await client.delete(
+        f"/v1/api-keys/{bravo.app_key.key.id}", headers=alpha.admin.headers
+    )
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    revoked_at = await session.scalar(
+        text("SELECT revoked_at FROM api_keys WHERE id = :id"), {"id": bravo.app_key.key.id}
+    )
+    assert revoked_at is None
+    assert (await client.get("/v1/me", headers=bravo.app_key.headers)).status_code == 200
+    # a revoked key of the other tenant is just as unknown
+    response = await client.delete(
+        f"/v1/api-keys/{bravo.revoked_key.key.id}", headers=alpha.admin.headers
+    )
+    assert response.status_code == 404
