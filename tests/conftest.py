@@ -23,7 +23,10 @@ TABLES = ", ".join(table.name for table in Base.metadata.sorted_tables)
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    return Settings(database_url=database_url, secret_key=TEST_SECRET, **overrides)  # type: ignore[arg-type]
+    """Settings for tests: the given database, a fixed secret, no `.env` file from the cwd."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=database_url, secret_key=TEST_SECRET, **overrides
+    )
 
 
 @asynccontextmanager
