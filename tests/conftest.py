@@ -1,4 +1,7 @@
-"""Shared fixtures: a migrated test database, a running app, an HTTP client, clean tables."""
+"""Shared fixtures: a migrated test database, a running app, an HTTP client, clean tables.
+
+Also the tenant `acme` and its admin key `deployer`, which most API tests act as.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from promptlogic.db.engine import create_engine
 from promptlogic.db.migrations import upgrade
 from promptlogic.db.models import Base
 from promptlogic.settings import Settings
+from promptlogic.tenancy.models import Tenant
 from tests.database import TestServer
+from tests.factories import KeyFixture, make_key, make_tenant
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 TABLES = ", ".join(table.name for table in Base.metadata.sorted_tables)
@@ -86,3 +91,15 @@ async def session(app: FastAPI, clean: None) -> AsyncIterator[AsyncSession]:
 async def client(app: FastAPI, clean: None) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as http:
         yield http
+
+
+@pytest.fixture
+async def tenant(session: AsyncSession) -> Tenant:
+    """The tenant `acme`."""
+    return await make_tenant(session, "acme")
+
+
+@pytest.fixture
+async def admin(session: AsyncSession, tenant: Tenant) -> KeyFixture:
+    """An admin key of `acme`, named `deployer`."""
+    return await make_key(session, tenant, ["admin"], name="deployer")

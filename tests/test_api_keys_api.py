@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -25,36 +24,17 @@ from promptlogic.tenancy.auth import require_scope
 from promptlogic.tenancy.roles import Scope
 from tests.conftest import client_for, running
 from tests.factories import make_key, make_tenant
+from tests.helpers import (
+    assert_names_field,
+    assert_problem,
+    assert_unauthorized,
+    count_keys,
+    cursor_of,
+    only_page,
+    walk_pages,
+)
 
 KEY_FORMAT = re.compile(r"^pl_[0-9a-f]{12}_[a-z2-7]{48}$")
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("https://")
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    return body
-
-
-def assert_names_field(body: dict[str, Any], field: str) -> None:
-    """The 422 lists `field` (or an item of it, e.g. `body.scopes.0`) with a message."""
-    fields = [e["field"] for e in body["errors"]]
-    assert any(f == field or f.startswith(field + ".") for f in fields), fields
-    assert all(isinstance(e["message"], str) and e["message"] for e in body["errors"])
-
-
-def cursor_of(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-async def count_keys(session) -> int:
-    return await session.scalar(text("SELECT count(*) FROM api_keys"))
 
 
 async def key_row(session, key_id: uuid.UUID | str) -> dict[str, Any]:
@@ -65,20 +45,7 @@ async def key_row(session, key_id: uuid.UUID | str) -> dict[str, Any]:
 
 
 async def list_all(client, headers, **params) -> list[dict[str, Any]]:
-    response = await client.get("/v1/api-keys", headers=headers, params=params)
-    assert response.status_code == 200, response.text
-    assert response.json()["next_cursor"] is None
-    return response.json()["items"]
-
-
-@pytest.fixture
-async def tenant(session):
-    return await make_tenant(session, "acme")
-
-
-@pytest.fixture
-async def admin(session, tenant):
-    return await make_key(session, tenant, ["admin"], name="deployer")
+    return await only_page(client, "/v1/api-keys", headers, **params)
 
 
 # A second worker, with test-only routes that need each scope, to observe what scopes imply.
@@ -341,26 +308,9 @@ async def test_keys_are_listed_newest_first_across_cursor_pages(client, session,
     for n in range(7):
         created.append((await make_key(session, tenant, ["read"], name=f"k{n}")).key.id)
 
-    seen: list[str] = []
-    cursor = None
-    pages = 0
-    while True:
-        params: dict[str, Any] = {"limit": 3}
-        if cursor is not None:
-            params["cursor"] = cursor
-        response = await client.get("/v1/api-keys", headers=admin.headers, params=params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert len(page["items"]) <= 3
-        seen.extend(item["id"] for item in page["items"])
-        pages += 1
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-        assert pages < 10, "pagination does not end"
-
+    items, pages = await walk_pages(client, "/v1/api-keys", admin.headers, limit=3)
     assert pages == 3
-    assert seen == [str(key_id) for key_id in reversed(created)]
+    assert [item["id"] for item in items] == [str(key_id) for key_id in reversed(created)]
     all_items = await list_all(client, admin.headers)
     stamps = [item["created_at"] for item in all_items]
     assert stamps == sorted(stamps, reverse=True)
@@ -379,17 +329,8 @@ async def test_keys_created_in_one_transaction_are_paginated_without_gaps(client
     expected = {item["id"] for item in await list_all(client, admin.headers)}
     assert len(expected) == 6
 
-    seen: list[str] = []
-    cursor = None
-    for _ in range(10):
-        params: dict[str, Any] = {"limit": 2}
-        if cursor is not None:
-            params["cursor"] = cursor
-        page = (await client.get("/v1/api-keys", headers=admin.headers, params=params)).json()
-        seen.extend(item["id"] for item in page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    items, _ = await walk_pages(client, "/v1/api-keys", admin.headers, limit=2)
+    seen = [item["id"] for item in items]
     assert len(seen) == len(set(seen)), "a key was listed twice"
     assert set(seen) == expected
 
@@ -467,22 +408,21 @@ async def test_revoked_key_is_refused_at_once_and_revoking_again_is_a_no_op(
     assert response.content == b""
 
     refused = await client.get("/v1/me", headers=target.headers)
-    problem = assert_problem(refused, 401)
+    problem = assert_unauthorized(refused)
     assert "revoked" in problem["detail"]
-    assert refused.headers["www-authenticate"] == "Bearer"
     revoked_at = (await key_row(session, target.key.id))["revoked_at"]
     assert revoked_at is not None
 
     again = await client.delete(f"/v1/api-keys/{target.key.id}", headers=admin.headers)
     assert again.status_code == 204
     assert (await key_row(session, target.key.id))["revoked_at"] == revoked_at
-    assert_problem(await client.get("/v1/me", headers=target.headers), 401)
+    assert_unauthorized(await client.get("/v1/me", headers=target.headers))
 
 
 async def test_a_key_that_revokes_itself_is_refused_afterwards(client, admin):
     response = await client.delete(f"/v1/api-keys/{admin.key.id}", headers=admin.headers)
     assert response.status_code == 204
-    assert_problem(await client.get("/v1/api-keys", headers=admin.headers), 401)
+    assert_unauthorized(await client.get("/v1/api-keys", headers=admin.headers))
 
 
 async def test_revocation_reaches_another_worker(client, worker2_client, session, tenant, admin):
@@ -526,9 +466,8 @@ async def test_expired_key_is_refused_with_a_problem(client, session):
     )
     await session.commit()
     response = await client.get("/v1/me", headers=key.headers)
-    problem = assert_problem(response, 401)
+    problem = assert_unauthorized(response)
     assert "expired" in problem["detail"]
-    assert response.headers["www-authenticate"] == "Bearer"
 
 
 async def test_key_expiring_while_cached_is_refused_after_expiry(client, session):
@@ -537,7 +476,7 @@ async def test_key_expiring_while_cached_is_refused_after_expiry(client, session
     key = await make_key(session, tenant, ["run"], expires_at=expires)
     assert (await client.get("/v1/me", headers=key.headers)).status_code == 200
     await asyncio.sleep((expires - datetime.now(UTC)).total_seconds() + 0.05)
-    assert_problem(await client.get("/v1/me", headers=key.headers), 401)
+    assert_unauthorized(await client.get("/v1/me", headers=key.headers))
 
 
 async def test_last_used_at_is_listed_after_the_usage_flush(client, session, app, tenant, admin):

@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from tests.conftest import client_for
 from tests.factories import make_key, make_tenant
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("https://")
-    assert body["title"]
-    assert body["detail"]
-    return body
-
-
-def assert_names_field(body: dict[str, Any], field: str) -> None:
-    fields = [e["field"] for e in body["errors"]]
-    assert any(f == field or f.startswith(field + ".") for f in fields), fields
-
-
-def cursor_of(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+from tests.helpers import (
+    assert_names_field,
+    assert_problem,
+    assert_unauthorized,
+    cursor_of,
+    only_page,
+    walk_pages,
+)
 
 
 async def audit(client, headers, **params) -> list[dict[str, Any]]:
     """Every event the filters match, in one page."""
-    response = await client.get("/v1/audit", headers=headers, params={"limit": 200, **params})
-    assert response.status_code == 200, response.text
-    assert response.json()["next_cursor"] is None
-    return response.json()["items"]
+    return await only_page(client, "/v1/audit", headers, **{"limit": 200, **params})
 
 
 async def create_key(client, headers, name="ci", scopes=("read",)) -> dict[str, Any]:
@@ -49,16 +31,6 @@ async def create_key(client, headers, name="ci", scopes=("read",)) -> dict[str, 
     )
     assert response.status_code == 201, response.text
     return response.json()
-
-
-@pytest.fixture
-async def tenant(session):
-    return await make_tenant(session, "acme")
-
-
-@pytest.fixture
-async def admin(session, tenant):
-    return await make_key(session, tenant, ["admin"], name="deployer")
 
 
 async def test_creating_a_key_records_who_created_what(client, tenant, admin):
@@ -152,24 +124,9 @@ async def test_audit_is_listed_newest_first_across_cursor_pages(client, admin):
     assert [e["after"]["name"] for e in everything[:5]] == ["k4", "k3", "k2", "k1", "k0"]
     assert everything[-1]["action"] == "tenant.create"
 
-    seen: list[int] = []
-    cursor = None
-    pages = 0
-    while True:
-        params: dict[str, Any] = {"limit": 3}
-        if cursor is not None:
-            params["cursor"] = cursor
-        response = await client.get("/v1/audit", headers=admin.headers, params=params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        seen.extend(e["id"] for e in page["items"])
-        pages += 1
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-        assert pages < 10, "pagination does not end"
+    items, pages = await walk_pages(client, "/v1/audit", admin.headers, limit=3)
     assert pages == 3
-    assert seen == ids
+    assert [e["id"] for e in items] == ids
 
 
 async def test_audit_filters_by_action_target_type_and_target_id(client, session, tenant, admin):
@@ -206,9 +163,7 @@ async def test_reading_the_audit_needs_the_admin_scope(client, session, tenant, 
 
 
 async def test_reading_the_audit_needs_a_key(client, admin):
-    response = await client.get("/v1/audit")
-    assert_problem(response, 401)
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert_unauthorized(await client.get("/v1/audit"))
 
 
 async def test_another_tenants_events_are_never_visible(client, session, tenant, admin):

@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from promptlogic import cli
 from promptlogic.tenancy.passwords import verify_password
 from tests.conftest import TEST_SECRET
+from tests.helpers import assert_problem
 
 PASSWORD = "correct-horse-battery"
 
@@ -282,8 +283,7 @@ async def test_keys_create_makes_a_key_with_exactly_those_scopes(
         "key": {"id": created["id"], "name": "checkout"},
         "scopes": ["run", "read"],
     }
-    forbidden = await client.get("/v1/api-keys", headers=bearer(created["api_key"]))
-    assert forbidden.status_code == 403
+    assert_problem(await client.get("/v1/api-keys", headers=bearer(created["api_key"])), 403)
     (row,) = await fetch(app, "SELECT created_by FROM api_keys WHERE id = :id", id=created["id"])
     assert row["created_by"] == "promptlogic cli"
 

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from promptlogic.tenancy.models import Tenant
 from tests.factories import KeyFixture, make_key, make_tenant
+from tests.helpers import assert_problem
 
 
 @dataclass
@@ -141,9 +142,7 @@ async def test_every_route_answers_404_for_another_tenants_record(
     for method, path, _ in routes:
         response = await call(client, method, path, bravo, alpha.admin.headers)
         where = f"{method} {path} with tenant B's ids"
-        assert response.status_code == 404, f"{where}: {response.status_code} {response.text}"
-        assert response.headers["content-type"] == "application/problem+json", where
-        assert response.json()["status"] == 404, where
+        assert_problem(response, 404, where=where)
         for marker in markers_of(bravo):  # only the id sent in the URL may be echoed back
             if marker not in response.request.url.path:
                 assert marker not in response.text, f"{where} leaked {marker!r}"
@@ -203,8 +202,7 @@ async def test_revoking_another_tenants_key_answers_404_and_leaves_it_working(
     response = await client.delete(
         f"/v1/api-keys/{bravo.app_key.key.id}", headers=alpha.admin.headers
     )
-    assert response.status_code == 404
-    assert response.headers["content-type"] == "application/problem+json"
+    assert_problem(response, 404)
     revoked_at = await session.scalar(
         text("SELECT revoked_at FROM api_keys WHERE id = :id"), {"id": bravo.app_key.key.id}
     )
@@ -214,4 +212,4 @@ async def test_revoking_another_tenants_key_answers_404_and_leaves_it_working(
     response = await client.delete(
         f"/v1/api-keys/{bravo.revoked_key.key.id}", headers=alpha.admin.headers
     )
-    assert response.status_code == 404
+    assert_problem(response, 404)

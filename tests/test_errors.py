@@ -5,53 +5,28 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import text
 
 from promptlogic.app import create_app
 from promptlogic.tenancy import keys
 from tests.conftest import client_for, running
-from tests.factories import make_key, make_tenant
+from tests.helpers import assert_problem, assert_unauthorized, count_keys
 
 LIMIT = 1024 * 1024  # the default max_body_bytes
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("https://")
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    return body
-
-
-def assert_unauthorized(response: httpx.Response) -> dict[str, Any]:
-    body = assert_problem(response, 401)
-    assert response.headers["www-authenticate"] == "Bearer"
-    return body
-
-
-@pytest.fixture
-async def admin(session):
-    tenant = await make_tenant(session, "acme")
-    return await make_key(session, tenant, ["admin"], name="deployer")
-
-
-async def count_keys(session) -> int:
-    return await session.scalar(text("SELECT count(*) FROM api_keys"))
 
 
 def padded_key_request(size: int) -> bytes:
     """A valid key-creation body of exactly `size` bytes (JSON allows trailing whitespace)."""
     body = json.dumps({"name": "big", "scopes": ["read"]}).encode()
     return body + b" " * (size - len(body))
+
+
+async def in_chunks(content: bytes, size: int) -> AsyncIterator[bytes]:
+    """`content` streamed in pieces of `size` bytes, so that no Content-Length is sent."""
+    for start in range(0, len(content), size):
+        yield content[start : start + size]
 
 
 # Routing
@@ -65,7 +40,7 @@ async def test_unknown_route_answers_404_problem(client, admin, path):
 
 @pytest.mark.parametrize("path", ["/v1/nope", "/v1/api-keys/x/y"])
 async def test_unknown_api_route_without_a_key_answers_401_revealing_nothing(client, path):
-    body = assert_problem(await client.get(path), 401)
+    body = assert_unauthorized(await client.get(path))
     assert path not in body["detail"]
 
 
@@ -84,18 +59,6 @@ async def test_405_allow_header_lists_every_method_of_the_resource(client, admin
     response = await client.put("/v1/api-keys", json={}, headers=admin.headers)
     assert_problem(response, 405)
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
-
-
-async def test_healthz_answers_200(client):
-    response = await client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
-
-
-async def test_readyz_answers_200_when_ready(client):
-    response = await client.get("/readyz")
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] == "ready"
 
 
 async def test_openapi_lists_the_v1_routes(client):
@@ -227,15 +190,10 @@ async def test_streamed_body_over_the_limit_without_content_length_answers_413(
 ):
     before = await count_keys(session)
     content = padded_key_request(LIMIT + 1)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for start in range(0, len(content), 64 * 1024):
-            yield content[start : start + 64 * 1024]
-
     response = await client.post(
         "/v1/api-keys",
         headers={**admin.headers, "Content-Type": "application/json"},
-        content=chunks(),
+        content=in_chunks(content, 64 * 1024),
     )
     assert "content-length" not in response.request.headers
     assert_problem(response, 413)
@@ -254,15 +212,10 @@ async def test_body_of_exactly_the_limit_is_accepted(client, session, admin):
 
 async def test_streamed_body_under_the_limit_reaches_the_route(client, session, admin):
     content = padded_key_request(200 * 1024)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for start in range(0, len(content), 16 * 1024):
-            yield content[start : start + 16 * 1024]
-
     response = await client.post(
         "/v1/api-keys",
         headers={**admin.headers, "Content-Type": "application/json"},
-        content=chunks(),
+        content=in_chunks(content, 16 * 1024),
     )
     assert response.status_code == 201, response.text
     assert await count_keys(session) == 2

@@ -6,6 +6,7 @@ from promptlogic.app import create_app
 from promptlogic.db.engine import create_engine
 from promptlogic.db.migrations import upgrade
 from tests.conftest import client_for, make_settings, running
+from tests.helpers import assert_problem
 
 
 async def test_healthz_answers_without_authentication(client):
@@ -16,7 +17,8 @@ async def test_healthz_answers_without_authentication(client):
 
 async def test_readyz_reports_each_check_when_ready(client):
     response = await client.get("/readyz")
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ready"
     assert response.json()["checks"] == {
         "database": "ok",
         "migrations": "ok",
@@ -39,10 +41,7 @@ async def test_readyz_fails_while_the_database_is_down_and_recovers(pg):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
         )
         try:
-            response = await client.get("/readyz")
-            assert response.status_code == 503
-            assert response.headers["content-type"] == "application/problem+json"
-            body = response.json()
+            body = assert_problem(await client.get("/readyz"), 503)
             assert body["checks"]["database"] == "unreachable"
             assert "database unreachable" in body["detail"]
             # The listener notices its lost connection asynchronously.

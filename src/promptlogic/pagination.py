@@ -54,4 +54,6 @@ def decode_cursor(cursor: str, *types: type) -> list[Any]:
         )
     ):
         raise invalid_cursor()
+    if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in values):
+        raise invalid_cursor()  # would overflow a bigint in the query
     return values
