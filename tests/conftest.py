@@ -18,6 +18,7 @@ from promptlogic.app import create_app
 from promptlogic.db.engine import create_engine
 from promptlogic.db.migrations import upgrade
 from promptlogic.db.models import Base
+from promptlogic.rendering import Renderer
 from promptlogic.settings import Settings
 from promptlogic.tenancy.models import Tenant
 from tests.database import TestServer
@@ -71,6 +72,12 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     async with running(create_app(settings)) as started:
         yield started
+
+
+@pytest.fixture
+def renderer(app: FastAPI) -> Renderer:
+    """The running app's render pool, for services that check templates."""
+    return app.state.renderer
 
 
 @pytest.fixture

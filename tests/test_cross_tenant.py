@@ -31,15 +31,35 @@ class TenantData:
     admin: KeyFixture
     app_key: KeyFixture  # a live key that is not the one acting
     revoked_key: KeyFixture
+    prompt: str  # a chat prompt whose version 1 is on `production`
 
+
+PROMPT_CONTENT = {
+    "messages": [{"role": "user", "content": "Secret logic for {{ customer }}"}],
+    "model": {"name": "gpt-4o-mini"},
+}
 
 # Path parameter name -> the id of that kind of record of a tenant. Add new kinds here.
 RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
     "key_id": lambda data: str(data.app_key.key.id),
+    "name": lambda data: data.prompt,
+    "number": lambda data: "1",
+    "label": lambda data: "production",
 }
 
 # (method, path) -> a valid request body, for routes with a path parameter that take one.
-BODIES: dict[tuple[str, str], dict[str, Any]] = {}
+# Each would change nothing for the owner: the same content, the label where it is.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/v1/prompts/{name}"): {"description": "unchanged"},
+    ("POST", "/v1/prompts/{name}/versions"): PROMPT_CONTENT,
+    ("PUT", "/v1/prompts/{name}/labels/{label}"): {"version": 1, "expected_version": 1},
+    ("POST", "/v1/prompts/{name}/render"): {"variables": {"customer": "Ada"}},
+}
+
+# (method, path) -> query parameters a route requires.
+QUERIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/v1/prompts/{name}/diff"): {"from": 1, "to": 1},
+}
 
 # Extra query strings to try on list routes (every list is also read without any).
 LIST_QUERIES: dict[str, list[dict[str, str]]] = {
@@ -66,7 +86,7 @@ def markers_of(data: TenantData) -> list[str]:
     found = [str(data.tenant.id), data.tenant.slug]
     for key in (data.admin, data.app_key, data.revoked_key):
         found += [str(key.key.id), key.key.prefix, key.key.name]
-    return found
+    return [*found, data.prompt, "Secret logic"]
 
 
 async def make_tenant_data(session, client, slug: str) -> TenantData:
@@ -76,7 +96,17 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
     revoked = await make_key(session, tenant, ["write"], name=f"{slug}-revoked")
     response = await client.delete(f"/v1/api-keys/{revoked.key.id}", headers=admin.headers)
     assert response.status_code == 204
-    return TenantData(tenant, admin, app_key, revoked)
+    prompt = f"{slug}-logic"
+    body = {"name": prompt, "description": "unchanged", "version": PROMPT_CONTENT}
+    response = await client.post("/v1/prompts", headers=admin.headers, json=body)
+    assert response.status_code == 201, response.text
+    response = await client.put(
+        f"/v1/prompts/{prompt}/labels/production",
+        headers=admin.headers,
+        json={"version": 1, "expected_version": None},
+    )
+    assert response.status_code == 200, response.text
+    return TenantData(tenant, admin, app_key, revoked, prompt)
 
 
 @pytest.fixture
@@ -92,7 +122,16 @@ async def bravo(client, session) -> TenantData:
 async def snapshot(session) -> dict[str, Any]:
     keys = (await session.execute(text("SELECT id, revoked_at FROM api_keys"))).all()
     events = await session.scalar(text("SELECT count(*) FROM audit_events"))
-    return {"keys": sorted(map(tuple, keys)), "events": events}
+    prompts = await session.execute(
+        text("SELECT name, description, archived, latest_version FROM prompts")
+    )
+    labels = await session.execute(text("SELECT prompt_id, name, version FROM prompt_labels"))
+    return {
+        "keys": sorted(map(tuple, keys)),
+        "events": events,
+        "prompts": sorted(map(tuple, prompts)),
+        "labels": sorted(map(tuple, labels)),
+    }
 
 
 def routes_with_ids(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
@@ -130,7 +169,8 @@ async def call(
 ) -> httpx.Response:
     url = path.format(**{param: RECORD_IDS[param](data) for param in path_params(path)})
     body = BODIES.get((method, path))
-    return await client.request(method, url, headers=headers, json=body)
+    query = QUERIES.get((method, path))
+    return await client.request(method, url, headers=headers, json=body, params=query)
 
 
 async def test_every_route_answers_404_for_another_tenants_record(
@@ -154,7 +194,8 @@ async def test_every_route_answers_404_for_another_tenants_record(
 
 async def test_every_route_finds_the_callers_own_record(app, client, alpha, bravo):
     """The control for the test above: the same calls with tenant A's own ids succeed."""
-    for method, path, _ in routes_with_ids(app):
+    routes = sorted(routes_with_ids(app), key=lambda route: route[0] == "DELETE")  # last
+    for method, path, _ in routes:
         response = await call(client, method, path, alpha, alpha.admin.headers)
         assert response.status_code < 400, f"{method} {path}: {response.text}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -16,6 +16,10 @@ from promptlogic.db.notify import LISTENER_KEY, ChangeListener
 from promptlogic.errors import install_error_handlers
 from promptlogic.health import router as health_router
 from promptlogic.limits import BodySizeLimit
+from promptlogic.prompts.cache import PlanCache
+from promptlogic.prompts.router import router as prompts_router
+from promptlogic.prompts.service import PROMPT_TOPIC
+from promptlogic.rendering import Renderer
 from promptlogic.runtime import resolve_settings
 from promptlogic.settings import Settings
 from promptlogic.tenancy.auth import API_KEY_TOPIC, ApiKeyGate, Authenticator
@@ -33,8 +37,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        try:
+        async with AsyncExitStack() as resources:
+            engine = create_engine(settings)
+            resources.push_async_callback(engine.dispose)
             await ensure_at_head(engine)
             listener = ChangeListener(settings.database_url or "")
             sessionmaker = create_sessionmaker(engine, info={LISTENER_KEY: listener})
@@ -42,22 +47,27 @@ def create_app(settings: Settings) -> FastAPI:
             authenticator = Authenticator(
                 sessionmaker, ApiKeyCache(settings.api_key_cache_size), usage
             )
+            plan_cache = PlanCache()
+            renderer = Renderer()
+            # Each change topic drops what it invalidates; a reconnect drops everything.
             listener.subscribe(API_KEY_TOPIC, authenticator.on_key_changed)
+            listener.subscribe(PROMPT_TOPIC, plan_cache.on_prompt_changed)
             listener.on_reset(authenticator.cache.clear)
+            listener.on_reset(plan_cache.clear)
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
             app.state.listener = listener
             app.state.authenticator = authenticator
+            app.state.plan_cache = plan_cache
+            app.state.renderer = renderer
             app.state.head_revision = head_revision()
+            await renderer.start()
+            resources.push_async_callback(renderer.close)
             await listener.start()
+            resources.push_async_callback(listener.stop)
             await usage.start()
-            try:
-                yield
-            finally:
-                await usage.stop()
-                await listener.stop()
-        finally:
-            await engine.dispose()
+            resources.push_async_callback(usage.stop)
+            yield
 
     app = FastAPI(
         title="promptlogic",
@@ -73,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health_router)
     app.include_router(tenancy_router)
     app.include_router(audit_router)
+    app.include_router(prompts_router)
     return app
 
 

@@ -1,13 +1,16 @@
-"""The `promptlogic` command: serve, migrate, and platform operations on tenants, users, keys."""
+"""The `promptlogic` command: serve, migrate, platform operations on tenants, users, keys, and
+pushing and pulling a tenant's prompts as YAML files."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -19,6 +22,7 @@ from promptlogic.audit.service import OPERATOR
 from promptlogic.db.engine import commit, create_engine, create_sessionmaker
 from promptlogic.db.migrations import SchemaBehind, ensure_at_head, upgrade
 from promptlogic.errors import Problem
+from promptlogic.rendering import Renderer
 from promptlogic.runtime import resolve_settings
 from promptlogic.settings import Settings
 from promptlogic.tenancy import service
@@ -144,8 +148,8 @@ async def _prepare_embedded(settings: Settings) -> Any:
         await upgrade(engine)
         if not settings.seed_demo:
             return None
-        async with create_sessionmaker(engine)() as session:
-            credentials = await ensure_demo(session, settings.home_dir)
+        async with create_sessionmaker(engine)() as session, Renderer(workers=1) as renderer:
+            credentials = await ensure_demo(session, settings.home_dir, renderer)
             await commit(session)
             return credentials
     finally:
@@ -330,6 +334,148 @@ def users_create(
     if "password" in result:
         text += f" (password: {result['password']}; shown only now)"
     _emit(result, as_json, text)
+
+
+# Prompts as files
+
+
+class _RolledBack(Exception):
+    """Carries a result out of a transaction that must not be kept (a dry run, a refused push)."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__()
+        self.result = result
+
+
+def _fail_each(problems: list[str]) -> Any:
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _label_option(label: str | None, *, allow_latest: bool) -> None:
+    from promptlogic.prompts.schemas import LABEL_PATTERN
+
+    if label is None:
+        return
+    if not re.fullmatch(LABEL_PATTERN, label):
+        _fail(f"--label {label!r} is not a label name (lowercase letters, digits, `.`, `_`, `-`)")
+    if label == "latest" and not allow_latest:
+        _fail("--label latest always means the newest version; it cannot be moved")
+
+
+DirArgument = Annotated[Path, typer.Argument(metavar="DIR", help="One <name>.yaml per prompt.")]
+
+
+@app.command()
+def pull(
+    directory: DirArgument,
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    label: Annotated[
+        str | None,
+        typer.Option(help="Write the version this label points at; skip prompts without it."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write each active prompt of a tenant to DIR/<name>.yaml: its latest version, or --label."""
+    from promptlogic.prompts import gitops
+
+    _label_option(label, allow_latest=True)
+
+    async def work(session: AsyncSession) -> Any:
+        found = await service.get_tenant_by_slug(session, tenant)
+        return await gitops.pull(session, tenant_id=found.id, label=label)
+
+    pulled, skipped = _in_transaction(work)
+    try:
+        files = gitops.write_files(directory, pulled)
+    except OSError as exc:
+        _fail(f"cannot write to {directory}: {exc.strerror or exc}")
+    result = {
+        "tenant": tenant,
+        "directory": str(directory),
+        "label": label,
+        "files": files,
+        "skipped": skipped,
+    }
+    lines = [
+        f"{'wrote' if f['written'] else 'unchanged'} {f['file']} ({f['name']}@{f['version']})"
+        for f in files
+    ]
+    lines += [f"skipped {s['name']}: {s['reason']}" for s in skipped]
+    lines.append(f"{len(files)} prompts in {directory}, {sum(f['written'] for f in files)} written")
+    _emit(result, as_json, "\n".join(lines))
+
+
+@app.command()
+def push(
+    directory: DirArgument,
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    label: Annotated[
+        str | None,
+        typer.Option(help="Move this label (even a protected one) to each pushed version."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
+    ] = False,
+    message: Annotated[
+        str,
+        typer.Option("--message", "-m", help="Commit message of new versions (a file's own wins)."),
+    ] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Push DIR/*.yaml to a tenant in one transaction: new prompts, new versions where the
+    content differs, printed as a diff. Any problem changes nothing."""
+    from promptlogic.prompts import gitops
+
+    _label_option(label, allow_latest=False)
+    if not directory.is_dir():
+        _fail(f"{directory} is not a directory")
+    try:
+        documents, problems = gitops.read_directory(directory)
+    except OSError as exc:
+        _fail(f"cannot read {directory}: {exc.strerror or exc}")
+    if problems:
+        _fail_each(problems)
+
+    async def work(session: AsyncSession) -> gitops.PushResult:
+        found = await service.get_tenant_by_slug(session, tenant)
+        async with Renderer(workers=1) as renderer:
+            result = await gitops.push(
+                session,
+                tenant_id=found.id,
+                documents=documents,
+                label=label,
+                message=message,
+                actor=OPERATOR,
+                renderer=renderer,
+            )
+        if dry_run or result.problems:
+            raise _RolledBack(result)
+        return result
+
+    try:
+        result = _in_transaction(work)
+    except _RolledBack as rolled_back:
+        result = rolled_back.result
+    if result.problems:
+        _fail_each(result.problems)
+    counts = gitops.summary(result.changes)
+    data = {
+        "tenant": tenant,
+        "directory": str(directory),
+        "dry_run": dry_run,
+        "label": label,
+        "prompts": [change.as_json() for change in result.changes],
+        "summary": counts,
+    }
+    lines = [line for change in result.changes for line in gitops.describe(change)]
+    total = f"{len(result.changes)} prompts: {counts['created']} created, "
+    total += f"{counts['new_version']} with a new version, {counts['unchanged']} unchanged"
+    if label is not None:
+        total += f"; label {label} moved on {counts['labels_moved']}"
+    lines.append(f"dry run, nothing changed. {total}" if dry_run else total)
+    _emit(data, as_json, "\n".join(lines))
 
 
 def main() -> None:

@@ -14,6 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.audit.service import OPERATOR
+from promptlogic.demo_prompts import DEMO_PROMPTS
+from promptlogic.errors import NotFound
+from promptlogic.prompts import service as prompts
+from promptlogic.prompts.schemas import PromptCreate
+from promptlogic.rendering import Renderer
 from promptlogic.tenancy import keys, service
 from promptlogic.tenancy.models import ApiKey, Tenant
 from promptlogic.tenancy.roles import Role
@@ -33,20 +38,25 @@ class DemoCredentials:
     api_key: str
 
 
-async def ensure_demo(session: AsyncSession, home: Path) -> DemoCredentials | None:
+async def ensure_demo(
+    session: AsyncSession, home: Path, renderer: Renderer
+) -> DemoCredentials | None:
     """Seed the demo tenant once; afterwards keep its saved API key working.
 
     Returns None when the demo tenant exists but its credentials were not saved here.
     """
     path = home / CREDENTIALS_FILE
     tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
-    if tenant is None:
+    if tenant is not None:
+        await _ensure_demo_prompts(session, tenant, renderer)
+    else:
         tenant = await service.create_tenant(session, slug=DEMO_SLUG, name=DEMO_NAME)
         owner = await service.add_member(
             session, tenant=tenant, email=DEMO_EMAIL, role=Role.OWNER, password=None, actor=OPERATOR
         )
         password = owner.generated_password or "(unchanged: the user already existed)"
         created = await _new_demo_key(session, tenant)
+        await _ensure_demo_prompts(session, tenant, renderer)
         credentials = DemoCredentials(DEMO_SLUG, DEMO_EMAIL, password, created)
         _save(path, credentials)
         return credentials
@@ -62,6 +72,33 @@ async def ensure_demo(session: AsyncSession, home: Path) -> DemoCredentials | No
         )
         _save(path, credentials)
     return credentials
+
+
+async def _ensure_demo_prompts(session: AsyncSession, tenant: Tenant, renderer: Renderer) -> None:
+    """Add the example prompts, deployed to `production`, unless the tenant has them."""
+    for spec in DEMO_PROMPTS:
+        try:
+            await prompts.get_prompt(session, tenant_id=tenant.id, name=spec["name"])
+            continue
+        except NotFound:
+            pass
+        await prompts.create_prompt(
+            session,
+            tenant_id=tenant.id,
+            body=PromptCreate.model_validate(spec),
+            actor=OPERATOR,
+            renderer=renderer,
+        )
+        await prompts.move_label(
+            session,
+            tenant_id=tenant.id,
+            name=spec["name"],
+            label="production",
+            version=1,
+            expected_version=None,
+            actor=OPERATOR,
+            may_move_protected=True,
+        )
 
 
 async def _new_demo_key(session: AsyncSession, tenant: Tenant) -> str:

@@ -2,6 +2,18 @@
 
 from promptlogic.audit.models import AuditEvent
 from promptlogic.db.base import Base
+from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
 
-__all__ = ["ApiKey", "AuditEvent", "Base", "Membership", "Tenant", "User"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "LabelMove",
+    "Membership",
+    "Prompt",
+    "PromptLabel",
+    "PromptVersion",
+    "Tenant",
+    "User",
+]

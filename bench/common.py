@@ -1,0 +1,114 @@
+"""Shared set-up for benchmarks: a database, a tenant with the demo prompts, live servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from promptlogic.audit.service import OPERATOR
+from promptlogic.db import embedded
+from promptlogic.db.engine import commit, create_engine, create_sessionmaker
+from promptlogic.db.migrations import upgrade
+from promptlogic.demo_prompts import DEMO_PROMPTS
+from promptlogic.prompts import service as prompts
+from promptlogic.prompts.schemas import PromptCreate
+from promptlogic.rendering import Renderer
+from promptlogic.settings import Settings
+from promptlogic.tenancy import service as tenancy
+
+BENCH_SECRET = "bench-secret-key-that-is-long-enough-0123456789"
+
+
+def database_url() -> str:
+    """PROMPTLOGIC_DATABASE_URL, or a database on an embedded Postgres kept for benchmarks."""
+    if url := os.environ.get("PROMPTLOGIC_DATABASE_URL"):
+        return url
+    server = embedded.start_server(Path(".promptlogic") / "bench-pgdata")
+    return embedded.ensure_database(server, "promptlogic_bench")
+
+
+def bench_settings() -> Settings:
+    return Settings(database_url=database_url(), secret_key=BENCH_SECRET)  # type: ignore[arg-type]
+
+
+async def seed_tenant(settings: Settings) -> str:
+    """A fresh tenant with the demo prompts on `production`; returns an all-scopes API key."""
+    engine = create_engine(settings)
+    await upgrade(engine)
+    async with create_sessionmaker(engine)() as session, Renderer(workers=1) as renderer:
+        tenant = await tenancy.create_tenant(session, slug=f"bench-{time.time_ns()}", name="Bench")
+        key = await tenancy.create_api_key(
+            session, tenant_id=tenant.id, name="bench", scopes=["admin"], actor=OPERATOR
+        )
+        for spec in DEMO_PROMPTS:
+            await prompts.create_prompt(
+                session,
+                tenant_id=tenant.id,
+                body=PromptCreate.model_validate(spec),
+                actor=OPERATOR,
+                renderer=renderer,
+            )
+            await prompts.move_label(
+                session,
+                tenant_id=tenant.id,
+                name=spec["name"],
+                label="production",
+                version=1,
+                expected_version=None,
+                actor=OPERATOR,
+                may_move_protected=True,
+            )
+        await commit(session)
+    await engine.dispose()
+    return key.plaintext
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(settings: Settings) -> Iterator[str]:
+    """A `promptlogic serve` process (one worker) on a free port; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PROMPTLOGIC_DATABASE_URL": settings.database_url or "",
+        "PROMPTLOGIC_SECRET_KEY": BENCH_SECRET,
+        "PROMPTLOGIC_LOG_LEVEL": "warning",
+    }
+    command = [str(Path(sys.executable).parent / "promptlogic"), "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env)  # noqa: S603 - our own command line
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the server did not become ready")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def percentiles(samples_ms: list[float]) -> str:
+    ordered = sorted(samples_ms)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return f"p50={at(0.50):7.2f} ms  p90={at(0.90):7.2f} ms  p99={at(0.99):7.2f} ms"

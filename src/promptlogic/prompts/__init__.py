@@ -1,0 +1,1 @@
+"""Prompts as data: prompts, immutable versions, movable labels, their history and diffs."""

@@ -1,0 +1,149 @@
+"""Everything a version must satisfy before it is saved, reported as one 422 naming each field.
+
+Templates are analyzed (parsed, never compiled on the web process) for syntax, the variables
+they use and the context templates they include. Includes are followed through the versions
+they resolve to now, so a cycle is refused at save time; a later label move that closes one is
+caught by the include-depth limit when rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptlogic import rendering
+from promptlogic.errors import InvalidInput
+from promptlogic.prompts.models import Prompt
+from promptlogic.prompts.resolution import parse_include, resolve_include
+
+MAX_INCLUDE_DEPTH = rendering.RenderLimits().max_include_depth
+
+
+@dataclass
+class Problems:
+    items: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append({"field": where, "message": message})
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            detail = "; ".join(f"{p['field']}: {p['message']}" for p in self.items)
+            raise InvalidInput(detail, errors=self.items)
+
+
+def templates_of(content: dict[str, Any], where: str) -> list[tuple[str, str]]:
+    """(field, source) of every template in a version's content."""
+    if content.get("template") is not None:
+        return [(f"{where}.template", content["template"])]
+    return [
+        (f"{where}.messages.{i}.content", message["content"])
+        for i, message in enumerate(content.get("messages") or [])
+    ]
+
+
+def _check_shape(kind: str, content: dict[str, Any], where: str, problems: Problems) -> None:
+    if kind == "chat":
+        if not content.get("messages"):
+            problems.add(f"{where}.messages", "a chat prompt needs at least one message")
+        if content.get("template") is not None:
+            problems.add(f"{where}.template", "only context templates hold `template`")
+        return
+    if not content.get("template"):
+        problems.add(f"{where}.template", "a context template needs `template`")
+    for name in ("messages", "response_format"):
+        if content.get(name):
+            problems.add(f"{where}.{name}", "a context template has no " + name)
+    if content.get("tools"):
+        problems.add(f"{where}.tools", "a context template has no tools")
+
+
+def _check_schemas(content: dict[str, Any], where: str, problems: Problems) -> None:
+    schema = content.get("input_schema")
+    if schema is not None:
+        for message in rendering.check_schema(schema):
+            problems.add(f"{where}.input_schema", message)
+        if schema.get("type", "object") != "object":
+            problems.add(f"{where}.input_schema", "must describe an object of variables")
+    if content.get("response_format") is not None:
+        for message in rendering.check_schema(content["response_format"]):
+            problems.add(f"{where}.response_format", message)
+    for i, tool in enumerate(content.get("tools") or []):
+        for message in rendering.check_schema(tool["function"]["parameters"]):
+            problems.add(f"{where}.tools.{i}.function.parameters", message)
+
+
+async def check_version(
+    session: AsyncSession,
+    *,
+    prompt: Prompt,
+    content: dict[str, Any],
+    field: str,
+    renderer: rendering.Renderer,
+) -> None:
+    """Raise one 422 listing every problem of `content` as a new version of `prompt`."""
+    problems = Problems()
+    walk = _IncludeWalk(session, prompt, renderer, problems)
+    _check_shape(prompt.kind, content, field, problems)
+    _check_schemas(content, field, problems)
+    variables: set[str] = set()
+    for where, source in templates_of(content, field):
+        try:
+            info = await renderer.check(source, field=where)
+        except rendering.RenderError as problem:
+            problems.items.extend(problem.errors or [{"field": where, "message": str(problem)}])
+            continue
+        variables |= info.variables
+        for ref in info.includes:
+            variables |= await walk.follow(ref, where, depth=1)
+    schema = content.get("input_schema")
+    if schema is not None and not problems.items:
+        declared = set((schema.get("properties") or {}).keys())
+        for name in sorted(variables - declared):
+            problems.add(
+                f"{field}.input_schema",
+                f"the templates use `{name}`, which the input schema does not declare",
+            )
+    problems.raise_if_any()
+
+
+@dataclass
+class _IncludeWalk:
+    """Follows includes through the versions they resolve to now, gathering their variables."""
+
+    session: AsyncSession
+    prompt: Prompt
+    renderer: rendering.Renderer
+    problems: Problems
+
+    async def follow(
+        self, ref: str, where: str, depth: int, trail: tuple[str, ...] = ()
+    ) -> set[str]:
+        parsed = parse_include(ref)
+        if parsed is None:
+            self.problems.add(where, f"`{ref}` is not a context template name (NAME or NAME@LABEL)")
+            return set()
+        trail = (*trail, parsed.name)
+        if parsed.name == self.prompt.name or len(set(trail)) < len(trail):
+            self.problems.add(where, "include cycle: " + " → ".join((self.prompt.name, *trail)))
+            return set()
+        if depth > MAX_INCLUDE_DEPTH:
+            self.problems.add(where, f"includes nest deeper than {MAX_INCLUDE_DEPTH} levels")
+            return set()
+        try:
+            _, version = await resolve_include(
+                self.session, tenant_id=self.prompt.tenant_id, ref=parsed, field=where
+            )
+        except InvalidInput as exc:
+            self.problems.items.extend(exc.errors or [])
+            return set()
+        try:
+            info = await self.renderer.check(version.template or "", field=where)
+        except rendering.RenderError:
+            return set()  # it was valid when saved; nothing this version can fix
+        variables = set(info.variables)
+        for nested in info.includes:
+            variables |= await self.follow(nested, where, depth + 1, trail)
+        return variables

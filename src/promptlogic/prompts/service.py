@@ -1,0 +1,433 @@
+"""Prompt logic: prompts, immutable versions, labels and their history. No HTTP; callers commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptlogic.audit import service as audit
+from promptlogic.audit.service import Actor
+from promptlogic.db.notify import publish
+from promptlogic.errors import Conflict, Forbidden, InvalidInput, NotFound
+from promptlogic.pagination import decode_cursor, encode_cursor
+from promptlogic.prompts.checks import check_version
+from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
+from promptlogic.prompts.schemas import ModelSettings, PromptCreate, PromptUpdate, VersionCreate
+from promptlogic.rendering import Renderer
+
+PROMPT_TOPIC = "prompt"
+LATEST = "latest"
+CONTENT_FIELDS = (
+    "messages",
+    "template",
+    "input_schema",
+    "model",
+    "response_format",
+    "tools",
+    "context",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedVersion:
+    version: PromptVersion
+    created: bool
+
+
+# Prompts
+
+
+async def get_prompt(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> Prompt:
+    prompt = await session.scalar(Prompt.for_tenant(tenant_id).where(Prompt.name == name))
+    if prompt is None:
+        raise NotFound(f"No prompt named `{name}`.")
+    return prompt
+
+
+async def _lock_prompt(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> Prompt:
+    """The prompt, row-locked until commit: version numbers and label moves serialize here."""
+    prompt = await session.scalar(
+        Prompt.for_tenant(tenant_id).where(Prompt.name == name).with_for_update()
+    )
+    if prompt is None:
+        raise NotFound(f"No prompt named `{name}`.")
+    return prompt
+
+
+async def labels_of(session: AsyncSession, prompt_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    """Label name → version for each prompt, in one query."""
+    rows = await session.execute(
+        select(PromptLabel.prompt_id, PromptLabel.name, PromptLabel.version)
+        .where(PromptLabel.prompt_id.in_(prompt_ids))
+        .order_by(PromptLabel.name)
+    )
+    labels: dict[uuid.UUID, dict[str, int]] = {prompt_id: {} for prompt_id in prompt_ids}
+    for prompt_id, label, version in rows:
+        labels[prompt_id][label] = version
+    return labels
+
+
+async def create_prompt(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    body: PromptCreate,
+    actor: Actor,
+    renderer: Renderer,
+) -> tuple[Prompt, PromptVersion | None]:
+    """Create a prompt, and its first version when one is given; 409 if the name is taken."""
+    taken = await session.scalar(
+        Prompt.for_tenant(tenant_id, Prompt.id).where(Prompt.name == body.name)
+    )
+    if taken is not None:
+        raise Conflict(f"A prompt named `{body.name}` already exists.")
+    prompt = Prompt(
+        tenant_id=tenant_id,
+        name=body.name,
+        kind=body.kind,
+        description=body.description,
+        protected_labels=sorted(set(body.protected_labels)),
+        latest_version=0,
+    )
+    session.add(prompt)
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="prompt.create",
+        target_type="prompt",
+        target_id=prompt.name,
+        after={"kind": prompt.kind, "description": prompt.description},
+    )
+    version = None
+    if body.version is not None:
+        saved = await _save_version(
+            session,
+            prompt=prompt,
+            body=body.version,
+            actor=actor,
+            field="version",
+            renderer=renderer,
+        )
+        version = saved.version
+    await publish(session, PROMPT_TOPIC, tenant_id=str(tenant_id), name=prompt.name)
+    return prompt, version
+
+
+async def list_prompts(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    limit: int,
+    cursor: str | None = None,
+    kind: str | None = None,
+    search: str | None = None,
+    include_archived: bool = False,
+) -> tuple[list[Prompt], str | None]:
+    """A page of prompts ordered by name."""
+    statement = Prompt.for_tenant(tenant_id).order_by(Prompt.name).limit(limit + 1)
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, str)
+        statement = statement.where(Prompt.name > after)
+    if kind is not None:
+        statement = statement.where(Prompt.kind == kind)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(
+            Prompt.name.ilike(pattern, escape="\\") | Prompt.description.ilike(pattern, escape="\\")
+        )
+    if not include_archived:
+        statement = statement.where(Prompt.archived.is_(False))
+    prompts = list((await session.scalars(statement)).all())
+    if len(prompts) <= limit:
+        return prompts, None
+    prompts = prompts[:limit]
+    return prompts, encode_cursor(prompts[-1].name)
+
+
+async def update_prompt(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, body: PromptUpdate, actor: Actor
+) -> Prompt:
+    prompt = await _lock_prompt(session, tenant_id=tenant_id, name=name)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "protected_labels" in changes:
+        changes["protected_labels"] = sorted(set(changes["protected_labels"]))
+    before = {field: getattr(prompt, field) for field in changes}
+    if before == changes:
+        return prompt
+    for field, value in changes.items():
+        setattr(prompt, field, value)
+    prompt.updated_at = datetime.now(UTC)
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="prompt.archive" if changes.get("archived") else "prompt.update",
+        target_type="prompt",
+        target_id=name,
+        before=before,
+        after=changes,
+    )
+    await publish(session, PROMPT_TOPIC, tenant_id=str(tenant_id), name=name)
+    return prompt
+
+
+# Versions
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    """A stable digest of what a version holds: equal content, equal hash."""
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+def _content(prompt: Prompt, body: VersionCreate) -> dict[str, Any]:
+    data = body.model_dump(mode="json", exclude={"commit_message"})
+    if prompt.kind == "chat" and data["model"] is None:
+        data["model"] = ModelSettings(name=DEFAULT_MODEL).model_dump(mode="json")
+    data["model"] = data["model"] or {}
+    return {field: data[field] for field in CONTENT_FIELDS}
+
+
+async def create_version(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    body: VersionCreate,
+    actor: Actor,
+    renderer: Renderer,
+) -> SavedVersion:
+    """Save a new version, or return the latest when the content is identical."""
+    prompt = await _lock_prompt(session, tenant_id=tenant_id, name=name)
+    saved = await _save_version(
+        session, prompt=prompt, body=body, actor=actor, field="body", renderer=renderer
+    )
+    if saved.created:
+        await publish(session, PROMPT_TOPIC, tenant_id=str(tenant_id), name=name)
+    return saved
+
+
+async def _save_version(
+    session: AsyncSession,
+    *,
+    prompt: Prompt,
+    body: VersionCreate,
+    actor: Actor,
+    field: str,
+    renderer: Renderer,
+) -> SavedVersion:
+    content = _content(prompt, body)
+    digest = content_hash(content)
+    if prompt.latest_version:
+        latest = await _version_row(session, prompt, prompt.latest_version)
+        if latest.content_hash == digest:
+            return SavedVersion(latest, created=False)
+    await check_version(session, prompt=prompt, content=content, field=field, renderer=renderer)
+    prompt.latest_version += 1
+    prompt.updated_at = datetime.now(UTC)
+    version = PromptVersion(
+        tenant_id=prompt.tenant_id,
+        prompt_id=prompt.id,
+        number=prompt.latest_version,
+        commit_message=body.commit_message,
+        author=actor.name,
+        content_hash=digest,
+        **content,
+    )
+    session.add(version)
+    await session.flush()
+    await session.refresh(version, ["created_at"])
+    await audit.record(
+        session,
+        tenant_id=prompt.tenant_id,
+        actor=actor,
+        action="prompt.version.create",
+        target_type="prompt",
+        target_id=prompt.name,
+        after={"version": version.number, "commit_message": version.commit_message},
+    )
+    return SavedVersion(version, created=True)
+
+
+async def _version_row(session: AsyncSession, prompt: Prompt, number: int) -> PromptVersion:
+    version = await session.scalar(
+        PromptVersion.for_tenant(prompt.tenant_id).where(
+            PromptVersion.prompt_id == prompt.id, PromptVersion.number == number
+        )
+    )
+    if version is None:
+        raise NotFound(f"Prompt `{prompt.name}` has no version {number}.")
+    return version
+
+
+async def get_version(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, number: int
+) -> PromptVersion:
+    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
+    return await _version_row(session, prompt, number)
+
+
+async def list_versions(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[list[PromptVersion], str | None]:
+    """A page of a prompt's versions, newest first."""
+    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
+    statement = (
+        PromptVersion.for_tenant(tenant_id)
+        .where(PromptVersion.prompt_id == prompt.id)
+        .order_by(PromptVersion.number.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, int)
+        statement = statement.where(PromptVersion.number < before)
+    versions = list((await session.scalars(statement)).all())
+    if len(versions) <= limit:
+        return versions, None
+    versions = versions[:limit]
+    return versions, encode_cursor(versions[-1].number)
+
+
+# Labels
+
+
+@dataclass(frozen=True, slots=True)
+class LabelState:
+    prompt: str
+    label: str
+    version: int
+    protected: bool
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+async def get_label(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, label: str
+) -> LabelState:
+    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
+    if label == LATEST:
+        if not prompt.latest_version:
+            raise NotFound(f"Prompt `{name}` has no versions yet.")
+        return LabelState(name, LATEST, prompt.latest_version, False, None, None)
+    row = await _label_row(session, prompt, label)
+    if row is None:
+        raise NotFound(f"Prompt `{name}` has no label `{label}`.")
+    return LabelState(
+        name, label, row.version, label in prompt.protected_labels, row.updated_at, row.updated_by
+    )
+
+
+async def _label_row(session: AsyncSession, prompt: Prompt, label: str) -> PromptLabel | None:
+    return await session.scalar(
+        PromptLabel.for_tenant(prompt.tenant_id).where(
+            PromptLabel.prompt_id == prompt.id, PromptLabel.name == label
+        )
+    )
+
+
+async def move_label(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    label: str,
+    version: int,
+    expected_version: int | None,
+    actor: Actor,
+    may_move_protected: bool,
+) -> LabelState:
+    """Point `label` at `version` if it still points where the caller last saw it (409 if not)."""
+    if label == LATEST:
+        raise InvalidInput.field("path.label", "`latest` always means the newest version")
+    prompt = await _lock_prompt(session, tenant_id=tenant_id, name=name)
+    if label in prompt.protected_labels and not may_move_protected:
+        raise Forbidden(f"`{label}` is a protected label of `{name}`: moving it needs admin.")
+    await _version_row(session, prompt, version)
+    row = await _label_row(session, prompt, label)
+    current = row.version if row is not None else None
+    if current != expected_version:
+        seen = "no label" if expected_version is None else f"version {expected_version}"
+        now = "does not exist" if current is None else f"points at version {current}"
+        raise Conflict(f"Label `{label}` {now}, but you expected {seen}. Reload and retry.")
+    if current == version:
+        return await get_label(session, tenant_id=tenant_id, name=name, label=label)
+    now = datetime.now(UTC)
+    if row is None:
+        row = PromptLabel(
+            tenant_id=tenant_id,
+            prompt_id=prompt.id,
+            name=label,
+            version=version,
+            updated_at=now,
+            updated_by=actor.name,
+        )
+        session.add(row)
+    else:
+        row.version, row.updated_at, row.updated_by = version, now, actor.name
+    session.add(
+        LabelMove(
+            tenant_id=tenant_id,
+            prompt_id=prompt.id,
+            label=label,
+            from_version=current,
+            to_version=version,
+            actor=actor.name,
+        )
+    )
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="prompt.label.move",
+        target_type="prompt",
+        target_id=name,
+        before={"label": label, "version": current},
+        after={"label": label, "version": version},
+    )
+    await publish(session, PROMPT_TOPIC, tenant_id=str(tenant_id), name=name)
+    await session.flush()
+    return LabelState(name, label, version, label in prompt.protected_labels, now, actor.name)
+
+
+async def label_history(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    label: str,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[list[LabelMove], str | None]:
+    """A page of a label's moves, newest first."""
+    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
+    statement = (
+        LabelMove.for_tenant(tenant_id)
+        .where(LabelMove.prompt_id == prompt.id, LabelMove.label == label)
+        .order_by(LabelMove.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, int)
+        statement = statement.where(LabelMove.id < before)
+    moves = list((await session.scalars(statement)).all())
+    if len(moves) <= limit:
+        return moves, None
+    moves = moves[:limit]
+    return moves, encode_cursor(moves[-1].id)

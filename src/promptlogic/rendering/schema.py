@@ -1,0 +1,147 @@
+"""Input schemas: JSON Schema (Draft 2020-12) for a version's variables.
+
+`format` is not enforced (it is an annotation in 2020-12) and only local `$ref`s are allowed:
+the validator never fetches anything. Messages are written here rather than taken from
+jsonschema, whose messages repeat the offending value (a megabyte, for a large input).
+
+`pattern` runs Python regular expressions written by tenant users against request data; a
+catastrophic pattern can take seconds. `Renderer.validate_variables` runs this module in a
+worker under the render deadline; the functions here run in the calling thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, UnknownType, ValidationError
+from referencing.exceptions import Unresolvable
+
+MAX_PROBLEMS = 50
+MAX_MESSAGE = 300
+
+
+def default_schema(variables: Iterable[str]) -> dict[str, Any]:
+    """The schema of a version without one: every variable its templates use, a required string."""
+    names = sorted(set(variables))
+    return {
+        "type": "object",
+        "properties": {name: {"type": "string"} for name in names},
+        "required": names,
+    }
+
+
+@lru_cache(maxsize=1)
+def _metaschema() -> Draft202012Validator:
+    return Draft202012Validator(
+        Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def _walk(value: Any) -> Iterator[dict[str, Any]]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _remote_refs(schema: Any) -> list[str]:
+    nodes = list(_walk(schema))
+    ids = {node["$id"].split("#")[0] for node in nodes if isinstance(node.get("$id"), str)}
+    problems = []
+    for node in nodes:
+        for keyword in ("$ref", "$dynamicRef"):
+            ref = node.get(keyword)
+            if isinstance(ref, str) and not ref.startswith("#") and ref.split("#")[0] not in ids:
+                problems.append(f"only local references are supported: `{ref[:100]}`")
+    return problems
+
+
+def _path(error: ValidationError) -> str:
+    return "/".join(str(part) for part in error.absolute_path)
+
+
+def check_schema(schema: Any) -> list[str]:
+    """Every reason `schema` is not a usable JSON Schema (Draft 2020-12); empty when it is."""
+    if not isinstance(schema, dict | bool):
+        return ["must be a JSON Schema (an object)"]
+    try:
+        errors = sorted(_metaschema().iter_errors(schema), key=_path)
+        problems = [
+            f"at `/{_path(error)}`: {error.message[:MAX_MESSAGE]}"
+            if error.absolute_path
+            else error.message[:MAX_MESSAGE]
+            for error in errors[:MAX_PROBLEMS]
+        ]
+        return problems + _remote_refs(schema)
+    except RecursionError:
+        return ["the schema nests too deeply"]
+
+
+@lru_cache(maxsize=256)
+def _validator(canonical: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(canonical))
+
+
+def _message(error: ValidationError) -> str:
+    keyword, expected = error.validator, error.validator_value
+    shown = json.dumps(expected, ensure_ascii=False, default=str)[:MAX_MESSAGE]
+    messages = {
+        "type": f"must be of type {shown}",
+        "enum": f"must be one of {shown}",
+        "const": f"must be {shown}",
+        "minLength": f"must have at least {shown} characters",
+        "maxLength": f"must have at most {shown} characters",
+        "minimum": f"must be at least {shown}",
+        "maximum": f"must be at most {shown}",
+        "exclusiveMinimum": f"must be greater than {shown}",
+        "exclusiveMaximum": f"must be less than {shown}",
+        "multipleOf": f"must be a multiple of {shown}",
+        "pattern": f"must match the pattern {shown}",
+        "minItems": f"must have at least {shown} items",
+        "maxItems": f"must have at most {shown} items",
+        "uniqueItems": "must not repeat items",
+        "minProperties": f"must have at least {shown} properties",
+        "maxProperties": f"must have at most {shown} properties",
+    }
+    return messages.get(str(keyword), error.message[:MAX_MESSAGE])
+
+
+def _problems(error: ValidationError, field: str) -> Iterator[dict[str, str]]:
+    where = ".".join([field, *(str(part) for part in error.absolute_path)])
+    if error.validator == "required" and isinstance(error.instance, dict):
+        for name in error.validator_value:
+            if name not in error.instance:
+                yield {"field": f"{where}.{name}", "message": "is required"}
+    else:
+        yield {"field": where, "message": _message(error)}
+
+
+def validate_variables(
+    schema: dict[str, Any] | bool, variables: Any, field: str = "variables"
+) -> list[dict[str, str]]:
+    """Each problem of `variables` against `schema`, as `{"field": "variables.x", "message"}`."""
+    try:
+        validator = _validator(json.dumps(schema, sort_keys=True))
+        found: dict[tuple[str, str], None] = {}
+        for error in validator.iter_errors(variables):
+            for problem in _problems(error, field):
+                found[(problem["field"], problem["message"])] = None
+            if len(found) >= MAX_PROBLEMS:
+                break
+    except Unresolvable as exc:
+        message = f"the input schema has a reference that cannot be resolved: {exc}"
+        return [{"field": field, "message": message[:MAX_MESSAGE]}]
+    except (SchemaError, UnknownType) as exc:
+        message = f"the input schema is not valid: {exc}"
+        return [{"field": field, "message": message[:MAX_MESSAGE]}]
+    except RecursionError:
+        return [{"field": field, "message": "the variables nest too deeply to validate"}]
+    return [{"field": where, "message": message} for where, message in sorted(found)]
