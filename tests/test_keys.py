@@ -77,3 +77,13 @@ def test_cache_evicts_least_recently_used_beyond_its_size():
     assert cache.get("b") is None
     assert cache.get("a") is not None
     assert cache.get("c") is not None
+
+
+def test_cache_stores_nothing_while_invalidations_cannot_arrive():
+    live = False
+    cache = ApiKeyCache(max_size=10, is_live=lambda: live)
+    cache.put("abc", _entry(), loaded_at_generation=cache.generation)
+    assert cache.get("abc") is None
+    live = True
+    cache.put("abc", _entry(), loaded_at_generation=cache.generation)
+    assert cache.get("abc") is not None

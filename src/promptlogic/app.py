@@ -44,11 +44,12 @@ def create_app(settings: Settings) -> FastAPI:
             listener = ChangeListener(settings.database_url or "")
             sessionmaker = create_sessionmaker(engine, info={LISTENER_KEY: listener})
             usage = KeyUsageRecorder(sessionmaker, settings.usage_flush_seconds)
+            live = lambda: listener.connected  # noqa: E731 - caches store only while notified
             authenticator = Authenticator(
-                sessionmaker, ApiKeyCache(settings.api_key_cache_size), usage
+                sessionmaker, ApiKeyCache(settings.api_key_cache_size, is_live=live), usage
             )
-            plan_cache = PlanCache()
-            renderer = Renderer()
+            plan_cache = PlanCache(is_live=live)
+            renderer = Renderer(workers=settings.render_workers)
             # Each change topic drops what it invalidates; a reconnect drops everything.
             listener.subscribe(API_KEY_TOPIC, authenticator.on_key_changed)
             listener.subscribe(PROMPT_TOPIC, plan_cache.on_prompt_changed)

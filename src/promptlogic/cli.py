@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptlogic.audit.service import OPERATOR
 from promptlogic.db.engine import commit, create_engine, create_sessionmaker
 from promptlogic.db.migrations import SchemaBehind, ensure_at_head, upgrade
+from promptlogic.demo_prompts import EXAMPLE_VARIABLES
 from promptlogic.errors import Problem
 from promptlogic.rendering import Renderer
 from promptlogic.runtime import resolve_settings
@@ -169,6 +170,11 @@ def _print_banner(settings: Settings, host: str, port: int, credentials: Any) ->
             f"  Demo login: {credentials.email} / {credentials.password}",
             f"  API key:    {credentials.api_key}",
             f'  Try it:     curl -H "Authorization: Bearer {credentials.api_key}" {url}/v1/me',
+            "  Render the demo prompt:",
+            f'    curl -H "Authorization: Bearer {credentials.api_key}" '
+            f"-H 'Content-Type: application/json' \\\n"
+            f"      -d '{json.dumps({'variables': EXAMPLE_VARIABLES})}' \\\n"
+            f"      {url}/v1/prompts/support-triage/render",
         ]
     lines.append("")
     typer.echo("\n".join(lines))

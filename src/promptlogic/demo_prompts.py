@@ -8,9 +8,9 @@ COMPANY_POLICY = """\
 Demo Company support policy:
 - Refunds: within {{ refund_days | default(30) }} days of delivery, no questions asked.
 - Shipping problems: apologise, offer a replacement, never blame the carrier.
-- Security or account-takeover reports are always urgent and always go to a human.
-{% if customer_tier == "enterprise" %}- Enterprise customers get a human reply within one hour.
-{% endif %}"""
+- Security or account-takeover reports are always urgent and always go to a human.\
+{% if customer_tier == "enterprise" %}
+- Enterprise customers get a human reply within one hour.{% endif %}"""
 
 TRIAGE_SYSTEM = """\
 You triage customer support tickets for Demo Company.

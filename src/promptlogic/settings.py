@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     usage_flush_seconds: float = Field(
         default=5.0, gt=0, description="How often last-used times of API keys are written."
     )
+    render_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Sandboxed template worker processes per service worker (unset: one per CPU).",
+    )
     seed_demo: bool = Field(
         default=True, description="Seed the `demo` tenant on the embedded database's first start."
     )

@@ -314,3 +314,25 @@ async def test_rendering_from_cache_makes_no_database_query(app, client, admin, 
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert statements == []
+
+
+async def test_a_listener_reconnect_drops_every_cached_plan(app, client, admin, runner, pg):
+    from sqlalchemy import make_url
+
+    from promptlogic.db.notify import LISTENER_APPLICATION_NAME
+
+    await setup_triage(client, admin)
+    assert (await render(client, runner.headers, {"variables": VARIABLES})).status_code == 200
+    assert len(app.state.plan_cache) == 1
+    database = make_url(app.state.settings.database_url).database
+    await pg.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = $1 AND datname = $2",
+        LISTENER_APPLICATION_NAME,
+        database,
+    )
+    deadline = time.perf_counter() + 5
+    while len(app.state.plan_cache) or not app.state.listener.connected:
+        assert time.perf_counter() < deadline, "the plan survived a lost listener"
+        await asyncio.sleep(0.02)
+    assert (await render(client, runner.headers, {"variables": VARIABLES})).status_code == 200

@@ -5,7 +5,8 @@ listening worker only if and when the transaction commits. Each worker runs one
 `ChangeListener` on a dedicated connection and hands each notification to the handlers of its
 topic, which drop what they cached. The writing worker also dispatches locally right after
 commit, so its own next request never sees the old state. When the listening connection is
-lost, notifications may have been missed, so every cache is dropped on reconnect.
+lost, notifications may be missed, so every cache is dropped at once, nothing is cached while
+disconnected (the caches ask `connected`), and everything is dropped again on reconnect.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class ChangeListener:
         self._handlers[topic].append(handler)
 
     def on_reset(self, handler: Callable[[], None]) -> None:
-        """Call `handler` whenever notifications may have been missed (on every (re)connect)."""
+        """Call `handler` whenever notifications may have been missed: when the connection is
+        lost and again when it is back, before anything new is cached."""
         self._resets.append(handler)
 
     def dispatch(self, message: dict[str, Any]) -> None:
@@ -101,7 +103,6 @@ class ChangeListener:
                 raise
             except Exception as exc:
                 log.warning("change listener disconnected: %s", exc.__class__.__name__)
-            self._connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -113,8 +114,7 @@ class ChangeListener:
         connection.add_termination_listener(lambda _conn: lost.set())
         try:
             await connection.add_listener(CHANNEL, self._on_notification)
-            for reset in self._resets:
-                reset()
+            self._reset()
             self._connected.set()
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -122,9 +122,18 @@ class ChangeListener:
                 if not lost.is_set():
                     await connection.fetchval("SELECT 1", timeout=self._ping_seconds)
         finally:
-            self._connected.clear()
+            if self._connected.is_set():
+                self._connected.clear()
+                self._reset()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 1)
+
+    def _reset(self) -> None:
+        for reset in self._resets:
+            try:
+                reset()
+            except Exception:
+                log.exception("cache reset failed")
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:

@@ -3,13 +3,15 @@
 A plan depends on the prompt's labels and on those of every context template it includes, so a
 change to any prompt of a tenant (published through NOTIFY) drops that tenant's plans. Logic
 changes are rare next to renders; dropping a tenant's plans is cheap and never stale. A plan
-loaded while an invalidation happened is not stored (the generation check).
+loaded while an invalidation happened is not stored (the generation check), and nothing is
+stored while the change listener is disconnected.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +39,10 @@ class RenderPlan:
 
 
 class PlanCache:
-    def __init__(self, max_size: int = 10_000) -> None:
+    def __init__(self, max_size: int = 10_000, is_live: Callable[[], bool] = lambda: True) -> None:
         self._plans: OrderedDict[tuple[uuid.UUID, str, Selector], RenderPlan] = OrderedDict()
         self._max_size = max_size
+        self._is_live = is_live
         self.generation = 0
 
     def __len__(self) -> int:
@@ -61,7 +64,8 @@ class PlanCache:
         *,
         loaded_at_generation: int,
     ) -> None:
-        if loaded_at_generation != self.generation:
+        """Store `plan` unless it raced with an invalidation or none could reach us now."""
+        if loaded_at_generation != self.generation or not self._is_live():
             return
         key = (tenant_id, name, selector)
         self._plans[key] = plan

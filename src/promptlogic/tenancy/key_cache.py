@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,9 +32,10 @@ class CachedKey:
 class ApiKeyCache:
     """A bounded LRU map from key prefix to the key's record."""
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, is_live: Callable[[], bool] = lambda: True) -> None:
         self._entries: OrderedDict[str, CachedKey] = OrderedDict()
         self._max_size = max_size
+        self._is_live = is_live
         self.generation = 0
 
     def __len__(self) -> int:
@@ -46,8 +48,9 @@ class ApiKeyCache:
         return entry
 
     def put(self, prefix: str, entry: CachedKey, *, loaded_at_generation: int) -> None:
-        """Store `entry` unless an invalidation happened since it was read from the database."""
-        if loaded_at_generation != self.generation:
+        """Store `entry` unless an invalidation happened since it was read from the database,
+        or invalidations cannot reach this worker now (`is_live` false)."""
+        if loaded_at_generation != self.generation or not self._is_live():
             return
         self._entries[prefix] = entry
         self._entries.move_to_end(prefix)
