@@ -323,7 +323,7 @@ async def test_a_listener_reconnect_drops_every_cached_plan(app, client, admin, 
 
     await setup_triage(client, admin)
     assert (await render(client, runner.headers, {"variables": VARIABLES})).status_code == 200
-    assert len(app.state.plan_cache) == 1
+    assert len(app.state.plan_cache) >= 1
     database = make_url(app.state.settings.database_url).database
     await pg.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
