@@ -36,7 +36,8 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix src tests migrations bench
 
 bench: $(VENV)/.installed-dev  ## benchmarks; they print figures and are not part of `make test`
-	$(BIN)/python bench/auth_overhead.py
+	for bench in auth_overhead render_isolation render_throughput propagation; do \
+		echo "== $$bench"; $(BIN)/python bench/$$bench.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,44 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
+from common import bench_settings, seed_tenant
 
 from promptlogic.app import create_app
-from promptlogic.audit.service import OPERATOR
-from promptlogic.db import embedded
-from promptlogic.db.engine import commit, create_engine, create_sessionmaker
-from promptlogic.db.migrations import upgrade
-from promptlogic.settings import Settings
-from promptlogic.tenancy import service
-
-BENCH_SECRET = "bench-secret-key-that-is-long-enough-0123456789"
-
-
-def _database_url() -> str:
-    if url := os.environ.get("PROMPTLOGIC_DATABASE_URL"):
-        return url
-    server = embedded.start_server(Path(".promptlogic") / "bench-pgdata")
-    return embedded.ensure_database(server, "promptlogic_bench")
-
-
-async def _demo_key(settings: Settings) -> str:
-    engine = create_engine(settings)
-    await upgrade(engine)
-    async with create_sessionmaker(engine)() as session:
-        slug = f"bench-{time.time_ns()}"
-        tenant = await service.create_tenant(session, slug=slug, name="Bench")
-        created = await service.create_api_key(
-            session, tenant_id=tenant.id, name="bench", scopes=["run"], actor=OPERATOR
-        )
-        await commit(session)
-    await engine.dispose()
-    return created.plaintext
 
 
 async def _measure(
@@ -82,8 +52,8 @@ def _report(name: str, timings: list[float]) -> None:
 
 
 async def main(requests: int) -> None:
-    settings = Settings(database_url=_database_url(), secret_key=BENCH_SECRET)  # type: ignore[arg-type]
-    key = await _demo_key(settings)
+    settings = bench_settings()
+    key = await seed_tenant(settings)
     auth = {"Authorization": f"Bearer {key}"}
     app = create_app(settings)
     async with app.router.lifespan_context(app):

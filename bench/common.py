@@ -31,7 +31,9 @@ def database_url() -> str:
     """PROMPTLOGIC_DATABASE_URL, or a database on an embedded Postgres kept for benchmarks."""
     if url := os.environ.get("PROMPTLOGIC_DATABASE_URL"):
         return url
-    server = embedded.start_server(Path(".promptlogic") / "bench-pgdata")
+    server = embedded.start_server(
+        Path(__file__).resolve().parent.parent / ".promptlogic" / "bench-pgdata"
+    )
     return embedded.ensure_database(server, "promptlogic_bench")
 
 
