@@ -261,6 +261,7 @@ async def test_push_brings_description_and_protected_labels_in_line_and_restores
         name="policy",
         body=PromptUpdate(archived=True),
         actor=OPERATOR,
+        may_move_protected=True,
     )
     await commit(session)
     write(folder, "policy", "description: House rules\nprotected_labels: [staging]\n" + POLICY)
@@ -648,6 +649,7 @@ async def test_pull_leaves_out_archived_prompts_and_prompts_without_versions(
         name="policy",
         body=PromptUpdate(archived=True),
         actor=OPERATOR,
+        may_move_protected=True,
     )
     await commit(session)
 

@@ -148,17 +148,17 @@ async def test_listing_paginates_searches_and_hides_archived(client, writer):
     assert archived.json()["archived"] is True
 
 
-async def test_patch_changes_description_and_protected_labels(client, writer):
-    await create(client, writer.headers)
+async def test_patch_changes_description_and_protected_labels(client, admin):
+    await create(client, admin.headers)
     response = await client.patch(
         "/v1/prompts/triage",
-        headers=writer.headers,
+        headers=admin.headers,
         json={"description": "new", "protected_labels": ["prod", "eu"]},
     )
     assert response.status_code == 200
     assert response.json()["description"] == "new"
     assert response.json()["protected_labels"] == ["eu", "prod"]
-    unknown = await client.patch("/v1/prompts/triage", headers=writer.headers, json={"x": 1})
+    unknown = await client.patch("/v1/prompts/triage", headers=admin.headers, json={"x": 1})
     assert_problem(unknown, 422)
 
 
@@ -241,6 +241,25 @@ async def test_protected_label_needs_admin(client, writer, admin):
         client, writer.headers, messages=[{"role": "user", "content": "{{ ticket }}"}]
     )
     assert (await move(client, writer.headers, "production", 2, 1)).status_code == 200
+
+
+async def test_only_admin_may_change_protection_or_archive_a_deployed_prompt(client, writer, admin):
+    await create(client, writer.headers, version=TRIAGE)
+    unprotect = await client.patch(
+        "/v1/prompts/triage", headers=writer.headers, json={"protected_labels": []}
+    )
+    assert_problem(unprotect, 403)
+    assert (await move(client, admin.headers, "production", 1, None)).status_code == 200
+    assert_problem(await client.delete("/v1/prompts/triage", headers=writer.headers), 403)
+    prompt = (await client.get("/v1/prompts/triage", headers=writer.headers)).json()
+    assert prompt["protected_labels"] == ["production"]
+    assert prompt["archived"] is False
+    # A description is anyone's to change, and an admin may archive.
+    described = await client.patch(
+        "/v1/prompts/triage", headers=writer.headers, json={"description": "updated"}
+    )
+    assert described.status_code == 200
+    assert (await client.delete("/v1/prompts/triage", headers=admin.headers)).status_code == 204
 
 
 async def test_label_rules(client, writer):

@@ -526,6 +526,7 @@ async def _update_settings(
             name=prompt.name,
             body=PromptUpdate(**{key: wanted[key] for key in updated}),
             actor=actor,
+            may_move_protected=True,  # a platform operator
         )
     return updated
 

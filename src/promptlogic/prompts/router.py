@@ -143,7 +143,12 @@ async def update_prompt(
 ) -> PromptOut:
     """Change a prompt's description, protected labels or archived flag."""
     prompt = await service.update_prompt(
-        session, tenant_id=principal.tenant_id, name=name, body=body, actor=principal.actor
+        session,
+        tenant_id=principal.tenant_id,
+        name=name,
+        body=body,
+        actor=principal.actor,
+        may_move_protected=principal.can(Scope.ADMIN),
     )
     return await _prompt_out(session, prompt)
 
@@ -157,6 +162,7 @@ async def archive_prompt(name: NamePath, principal: WritePrincipal, session: Ses
         name=name,
         body=PromptUpdate(archived=True),
         actor=principal.actor,
+        may_move_protected=principal.can(Scope.ADMIN),
     )
 
 

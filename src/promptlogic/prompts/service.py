@@ -154,8 +154,16 @@ async def list_prompts(
 
 
 async def update_prompt(
-    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, body: PromptUpdate, actor: Actor
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    body: PromptUpdate,
+    actor: Actor,
+    may_move_protected: bool,
 ) -> Prompt:
+    """Change a prompt's settings. Whoever may not move its protected labels may neither
+    change which labels are protected nor archive a prompt that has one deployed."""
     prompt = await _lock_prompt(session, tenant_id=tenant_id, name=name)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "protected_labels" in changes:
@@ -163,6 +171,11 @@ async def update_prompt(
     before = {field: getattr(prompt, field) for field in changes}
     if before == changes:
         return prompt
+    if not may_move_protected:
+        if changes.get("protected_labels", prompt.protected_labels) != prompt.protected_labels:
+            raise Forbidden("Changing which labels are protected needs admin.")
+        if changes.get("archived") and await _has_protected_label(session, prompt):
+            raise Forbidden(f"`{name}` has a protected label deployed: archiving it needs admin.")
     for field, value in changes.items():
         setattr(prompt, field, value)
     prompt.updated_at = datetime.now(UTC)
@@ -178,6 +191,16 @@ async def update_prompt(
     )
     await publish(session, PROMPT_TOPIC, tenant_id=str(tenant_id), name=name)
     return prompt
+
+
+async def _has_protected_label(session: AsyncSession, prompt: Prompt) -> bool:
+    found = await session.scalar(
+        PromptLabel.for_tenant(prompt.tenant_id, PromptLabel.id).where(
+            PromptLabel.prompt_id == prompt.id,
+            PromptLabel.name.in_(prompt.protected_labels),
+        )
+    )
+    return found is not None
 
 
 # Versions
