@@ -306,3 +306,45 @@ async def test_diff_shows_message_and_settings_changes(client, writer):
     assert "+Ticket: {{ ticket }}!" in diff["messages"][0]["diff"]
     assert [s["field"] for s in diff["settings"]] == ["model"]
     assert diff["settings"][0]["to"]["name"] == "gpt-4o"
+
+
+async def test_concurrent_creates_of_one_name_make_one_prompt(app, admin):
+    import asyncio
+
+    from tests.conftest import client_for
+
+    async def attempt() -> int:
+        async with client_for(app) as http:
+            response = await http.post("/v1/prompts", headers=admin.headers, json={"name": "race"})
+            return response.status_code
+
+    statuses = await asyncio.gather(*(attempt() for _ in range(6)))
+    assert sorted(statuses) == [201, 409, 409, 409, 409, 409]
+
+
+async def test_concurrent_versions_and_label_moves_serialize(app, client, admin):
+    import asyncio
+
+    from tests.conftest import client_for
+
+    await create(client, admin.headers, version=TRIAGE)
+
+    async def version(i: int) -> int:
+        async with client_for(app) as http:
+            body = {**TRIAGE, "messages": [{"role": "user", "content": f"v{i} {{{{ ticket }}}}"}]}
+            response = await http.post(
+                "/v1/prompts/triage/versions", headers=admin.headers, json=body
+            )
+            assert response.status_code == 201, response.text
+            return response.json()["version"]
+
+    numbers = await asyncio.gather(*(version(i) for i in range(8)))
+    assert sorted(numbers) == list(range(2, 10))
+
+    async def deploy(target: int) -> int:
+        async with client_for(app) as http:
+            response = await move(http, admin.headers, "production", target, None)
+            return response.status_code
+
+    statuses = await asyncio.gather(*(deploy(n) for n in range(2, 8)))
+    assert sorted(statuses) == [200, 409, 409, 409, 409, 409]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.audit import service as audit
@@ -96,8 +97,11 @@ async def create_prompt(
         protected_labels=sorted(set(body.protected_labels)),
         latest_version=0,
     )
-    session.add(prompt)
-    await session.flush()
+    try:
+        async with session.begin_nested():  # a concurrent create of the same name loses here
+            session.add(prompt)
+    except IntegrityError:
+        raise Conflict(f"A prompt named `{body.name}` already exists.") from None
     await audit.record(
         session,
         tenant_id=tenant_id,
