@@ -84,7 +84,7 @@ def move_out(move: LabelMove) -> LabelMoveOut:
 
 
 async def _prompt_out(session: SessionDep, prompt: Prompt) -> PromptOut:
-    labels = await service.labels_of(session, [prompt.id])
+    labels = await service.labels_of(session, tenant_id=prompt.tenant_id, prompt_ids=[prompt.id])
     return prompt_out(prompt, labels[prompt.id])
 
 
@@ -126,7 +126,9 @@ async def list_prompts(
         search=q,
         include_archived=include_archived,
     )
-    labels = await service.labels_of(session, [p.id for p in prompts])
+    labels = await service.labels_of(
+        session, tenant_id=principal.tenant_id, prompt_ids=[p.id for p in prompts]
+    )
     return Page(items=[prompt_out(p, labels[p.id]) for p in prompts], next_cursor=next_cursor)
 
 

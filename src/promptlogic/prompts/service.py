@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,11 +19,11 @@ from promptlogic.errors import Conflict, Forbidden, InvalidInput, NotFound
 from promptlogic.pagination import decode_cursor, encode_cursor
 from promptlogic.prompts.checks import check_version
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
+from promptlogic.prompts.resolution import LATEST
 from promptlogic.prompts.schemas import ModelSettings, PromptCreate, PromptUpdate, VersionCreate
 from promptlogic.rendering import Renderer
 
 PROMPT_TOPIC = "prompt"
-LATEST = "latest"
 CONTENT_FIELDS = (
     "messages",
     "template",
@@ -62,10 +61,14 @@ async def _lock_prompt(session: AsyncSession, *, tenant_id: uuid.UUID, name: str
     return prompt
 
 
-async def labels_of(session: AsyncSession, prompt_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+async def labels_of(
+    session: AsyncSession, *, tenant_id: uuid.UUID, prompt_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
     """Label name → version for each prompt, in one query."""
     rows = await session.execute(
-        select(PromptLabel.prompt_id, PromptLabel.name, PromptLabel.version)
+        PromptLabel.for_tenant(
+            tenant_id, PromptLabel.prompt_id, PromptLabel.name, PromptLabel.version
+        )
         .where(PromptLabel.prompt_id.in_(prompt_ids))
         .order_by(PromptLabel.name)
     )
