@@ -17,9 +17,7 @@ from promptlogic.audit.service import OPERATOR
 from promptlogic.db import embedded
 from promptlogic.db.engine import commit, create_engine, create_sessionmaker
 from promptlogic.db.migrations import upgrade
-from promptlogic.demo_prompts import DEMO_PROMPTS
-from promptlogic.prompts import service as prompts
-from promptlogic.prompts.schemas import PromptCreate
+from promptlogic.demo import seed_demo_prompts
 from promptlogic.rendering import Renderer
 from promptlogic.settings import Settings
 from promptlogic.tenancy import service as tenancy
@@ -50,24 +48,7 @@ async def seed_tenant(settings: Settings) -> str:
         key = await tenancy.create_api_key(
             session, tenant_id=tenant.id, name="bench", scopes=["admin"], actor=OPERATOR
         )
-        for spec in DEMO_PROMPTS:
-            await prompts.create_prompt(
-                session,
-                tenant_id=tenant.id,
-                body=PromptCreate.model_validate(spec),
-                actor=OPERATOR,
-                renderer=renderer,
-            )
-            await prompts.move_label(
-                session,
-                tenant_id=tenant.id,
-                name=spec["name"],
-                label="production",
-                version=1,
-                expected_version=None,
-                actor=OPERATOR,
-                may_move_protected=True,
-            )
+        await seed_demo_prompts(session, tenant, renderer)
         await commit(session)
     await engine.dispose()
     return key.plaintext

@@ -48,7 +48,7 @@ async def ensure_demo(
     path = home / CREDENTIALS_FILE
     tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
     if tenant is not None:
-        await _ensure_demo_prompts(session, tenant, renderer)
+        await seed_demo_prompts(session, tenant, renderer)
     else:
         tenant = await service.create_tenant(session, slug=DEMO_SLUG, name=DEMO_NAME)
         owner = await service.add_member(
@@ -56,7 +56,7 @@ async def ensure_demo(
         )
         password = owner.generated_password or "(unchanged: the user already existed)"
         created = await _new_demo_key(session, tenant)
-        await _ensure_demo_prompts(session, tenant, renderer)
+        await seed_demo_prompts(session, tenant, renderer)
         credentials = DemoCredentials(DEMO_SLUG, DEMO_EMAIL, password, created)
         _save(path, credentials)
         return credentials
@@ -74,7 +74,7 @@ async def ensure_demo(
     return credentials
 
 
-async def _ensure_demo_prompts(session: AsyncSession, tenant: Tenant, renderer: Renderer) -> None:
+async def seed_demo_prompts(session: AsyncSession, tenant: Tenant, renderer: Renderer) -> None:
     """Add the example prompts, deployed to `production`, unless the tenant has them."""
     for spec in DEMO_PROMPTS:
         try:
