@@ -1,0 +1,72 @@
+"""The demo tenant `make run` seeds: a login, a working key, and example logic that renders."""
+
+import json
+
+from sqlalchemy import func, select
+
+from promptlogic.db.engine import commit
+from promptlogic.demo import CREDENTIALS_FILE, ensure_demo
+from promptlogic.demo_prompts import EXAMPLE_VARIABLES
+from promptlogic.prompts.models import PromptVersion
+from promptlogic.tenancy.models import User
+from promptlogic.tenancy.passwords import verify_password
+
+
+async def seed(session, renderer, home):
+    credentials = await ensure_demo(session, home, renderer)
+    await commit(session)
+    return credentials
+
+
+async def test_first_start_seeds_a_login_a_key_and_prompts_that_render(
+    client, session, renderer, tmp_path
+):
+    credentials = await seed(session, renderer, tmp_path)
+    saved = json.loads((tmp_path / CREDENTIALS_FILE).read_text())
+    assert saved["api_key"] == credentials.api_key
+    assert (tmp_path / CREDENTIALS_FILE).stat().st_mode & 0o077 == 0
+    user = await session.scalar(select(User).where(User.email == credentials.email))
+    assert verify_password(user.password_hash, credentials.password)
+
+    headers = {"Authorization": f"Bearer {credentials.api_key}"}
+    me = (await client.get("/v1/me", headers=headers)).json()
+    assert me["tenant"]["slug"] == "demo"
+    rendered = await client.post(
+        "/v1/prompts/support-triage/render",
+        headers=headers,
+        json={"variables": {**EXAMPLE_VARIABLES, "customer_tier": "enterprise"}},
+    )
+    assert rendered.status_code == 200, rendered.text
+    body = rendered.json()
+    assert body["label"] == "production"
+    assert body["versions_used"] == [
+        {"prompt": "support-triage", "version": 1},
+        {"prompt": "company-policy", "version": 1},
+    ]
+    assert "Enterprise customers get a human reply" in body["messages"][0]["content"]
+    assert EXAMPLE_VARIABLES["message"] in body["messages"][1]["content"]
+    prompt = (await client.get("/v1/prompts/support-triage", headers=headers)).json()
+    assert prompt["labels"] == {"production": 1}
+
+
+async def test_a_second_start_reuses_everything(session, renderer, tmp_path):
+    first = await seed(session, renderer, tmp_path)
+    second = await seed(session, renderer, tmp_path)
+    assert second == first
+    assert await session.scalar(select(func.count()).select_from(PromptVersion)) == 2
+
+
+async def test_a_revoked_demo_key_is_replaced_on_the_next_start(
+    client, session, renderer, tmp_path
+):
+    first = await seed(session, renderer, tmp_path)
+    headers = {"Authorization": f"Bearer {first.api_key}"}
+    me = (await client.get("/v1/me", headers=headers)).json()
+    assert (
+        await client.delete(f"/v1/api-keys/{me['key']['id']}", headers=headers)
+    ).status_code == 204
+    second = await seed(session, renderer, tmp_path)
+    assert second.api_key != first.api_key
+    assert (
+        await client.get("/v1/me", headers={"Authorization": f"Bearer {second.api_key}"})
+    ).status_code == 200
