@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -127,6 +128,9 @@ def serve(
     if embedded:
         credentials = _run(_prepare_embedded(settings))
         _print_banner(settings, host, port, credentials)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
+    # runs the atexit hooks, which stop the embedded Postgres.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # Workers re-read the environment: hand them the resolved database and secret.
     os.environ["PROMPTLOGIC_DATABASE_URL"] = settings.database_url or ""
     os.environ["PROMPTLOGIC_SECRET_KEY"] = settings.resolved_secret_key()
@@ -139,6 +143,10 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=True,
     )
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 async def _prepare_embedded(settings: Settings) -> Any:

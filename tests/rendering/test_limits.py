@@ -148,7 +148,8 @@ async def test_an_allocation_bomb_fails_in_the_worker_not_here(renderer: Rendere
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     source = "{{ range(10000)|map('center', 262144)|list|length }}"
     error, seconds = await _limit_hit(renderer.render([source]))
-    assert error.limit == "memory"
+    # The cap on the worker's memory usually stops it; on a loaded machine its deadline may first.
+    assert error.limit in {"memory", "render_seconds"}
     assert seconds < 2
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 50 * 1024
