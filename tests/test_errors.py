@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from promptlogic.app import create_app
 from promptlogic.tenancy import keys
 from tests.conftest import client_for, running
-from tests.helpers import assert_problem, assert_unauthorized, count_keys
+from tests.helpers import assert_names_field, assert_problem, assert_unauthorized, count_keys
 
 LIMIT = 1024 * 1024  # the default max_body_bytes
 
@@ -237,3 +237,23 @@ async def test_unexpected_error_answers_500_problem_without_internals(settings, 
     assert set(body) == {"type", "title", "status", "detail"}
     for leak in ("secret-db-password", "Traceback", "RuntimeError", "boom", ".py"):
         assert leak not in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"name": "a\\u0000b", "scopes": ["run"]}', "body.name"),
+        ('{"name": "ok", "scopes": ["run"], "x": {"deep": ["\\ud800"]}}', "body.x.deep.0"),
+    ],
+)
+async def test_text_postgres_cannot_store_answers_422_naming_the_field(
+    client, admin, session, body, field
+):
+    before = await count_keys(session)
+    response = await client.post(
+        "/v1/api-keys",
+        headers={**admin.headers, "content-type": "application/json"},
+        content=body.encode(),
+    )
+    assert_names_field(assert_problem(response, 422), field)
+    assert await count_keys(session) == before

@@ -1,14 +1,57 @@
-"""Request body size limit, enforced before any route reads the body."""
+"""Request body checks made before any route reads the body: size, and storable text."""
 
 from __future__ import annotations
+
+import json
+import re
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promptlogic.errors import problem_response
 
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def unstorable_text(body: bytes) -> tuple[str, str] | None:
+    """Where a JSON body holds text Postgres cannot store: NUL, or a lone UTF-16 surrogate.
+
+    In valid JSON both can only arrive as `\\u` escapes, so a body without one is not parsed.
+    """
+    if b"\\u" not in body:
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the route's own parsing reports it
+    return _find_unstorable(document, "body")
+
+
+def _find_unstorable(value: Any, path: str) -> tuple[str, str] | None:
+    if isinstance(value, str):
+        match = _UNSTORABLE.search(value)
+        if match is None:
+            return None
+        what = "a NUL character" if match.group() == "\x00" else "a lone UTF-16 surrogate"
+        return path, f"contains {what}, which cannot be stored"
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and _UNSTORABLE.search(key):
+            return f"{path}.{key!r}", "a key contains a NUL character or a lone surrogate"
+        found = _find_unstorable(item, f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
+
 
 class BodySizeLimit:
-    """Answer 413 problem+json to a body over `max_bytes`, declared or streamed.
+    """Answer 413 problem+json to a body over `max_bytes`, declared or streamed, and 422 to a
+    JSON body holding text no column could store.
 
     The body is read here (it is bounded by the limit) and replayed to the app, because a
     framework that reads it later turns any error raised while reading into a 400.
@@ -41,6 +84,17 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        problem = unstorable_text(body)
+        if problem is not None:
+            field, message = problem
+            response = problem_response(
+                422,
+                f"{field}: {message}",
+                slug="validation-error",
+                errors=[{"field": field, "message": message}],
+            )
+            await response(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:

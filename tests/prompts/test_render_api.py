@@ -336,3 +336,23 @@ async def test_a_listener_reconnect_drops_every_cached_plan(app, client, admin, 
         assert time.perf_counter() < deadline, "the plan survived a lost listener"
         await asyncio.sleep(0.02)
     assert (await render(client, runner.headers, {"variables": VARIABLES})).status_code == 200
+
+
+async def test_text_a_template_builds_but_json_cannot_carry_comes_out_replaced(
+    client, admin, runner
+):
+    await post(
+        client,
+        admin.headers,
+        "/v1/prompts",
+        {
+            "name": "odd",
+            "version": {
+                "messages": [{"role": "user", "content": '{{ "%c" % 55296 }}|{{ "%c" % 0 }}'}],
+                "input_schema": {"type": "object"},
+            },
+        },
+    )
+    response = await render(client, runner.headers, {"version": 1}, name="odd")
+    assert response.status_code == 200, response.text
+    assert response.json()["messages"][0]["content"] == "\ufffd|\ufffd"
