@@ -356,3 +356,51 @@ async def test_text_a_template_builds_but_json_cannot_carry_comes_out_replaced(
     response = await render(client, runner.headers, {"version": 1}, name="odd")
     assert response.status_code == 200, response.text
     assert response.json()["messages"][0]["content"] == "\ufffd|\ufffd"
+
+
+async def test_a_fan_out_of_labelled_includes_saves_and_renders_quickly(client, admin, runner):
+    labels = [f"l{i}" for i in range(12)]
+
+    async def context(name: str, template: str) -> None:
+        await post(
+            client,
+            admin.headers,
+            "/v1/prompts",
+            {"name": name, "kind": "context", "version": {"template": template}},
+        )
+        for label in labels:
+            await move(client, admin.headers, name, label, 1, None)
+
+    await context("leaf", "x")
+    await context("mid", "".join(f'{{% include "leaf@{label}" %}}' for label in labels))
+    await context("top", "".join(f'{{% include "mid@{label}" %}}' for label in labels))
+    fan = "".join(f'{{% include "top@{label}" %}}' for label in labels)
+    started = time.perf_counter()
+    await post(
+        client,
+        admin.headers,
+        "/v1/prompts",
+        {"name": "root", "version": {"messages": [{"role": "user", "content": fan}]}},
+    )
+    assert time.perf_counter() - started < 2
+    rendered = await render(client, runner.headers, {"version": 1}, name="root")
+    assert rendered.json()["messages"][0]["content"] == "x" * 12**3
+
+
+async def test_more_than_fifty_different_includes_are_refused(client, admin):
+    labels = [f"l{i}" for i in range(51)]
+    await post(
+        client,
+        admin.headers,
+        "/v1/prompts",
+        {"name": "many", "kind": "context", "version": {"template": "x"}},
+    )
+    for label in labels:
+        await move(client, admin.headers, "many", label, 1, None)
+    fan = "".join(f'{{% include "many@{label}" %}}' for label in labels)
+    response = await client.post(
+        "/v1/prompts",
+        headers=admin.headers,
+        json={"name": "wide", "version": {"messages": [{"role": "user", "content": fan}]}},
+    )
+    assert "more than 50 different includes" in assert_problem(response, 422)["detail"]

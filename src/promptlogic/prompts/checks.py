@@ -19,6 +19,7 @@ from promptlogic.prompts.models import Prompt
 from promptlogic.prompts.resolution import parse_include, resolve_include
 
 MAX_INCLUDE_DEPTH = rendering.RenderLimits().max_include_depth
+MAX_INCLUDES = 50
 
 
 @dataclass
@@ -60,19 +61,27 @@ def _check_shape(kind: str, content: dict[str, Any], where: str, problems: Probl
         problems.add(f"{where}.tools", "a context template has no tools")
 
 
-def _check_schemas(content: dict[str, Any], where: str, problems: Problems) -> None:
-    schema = content.get("input_schema")
-    if schema is not None:
-        for message in rendering.check_schema(schema):
-            problems.add(f"{where}.input_schema", message)
-        if schema.get("type", "object") != "object":
+async def _check_schemas(
+    renderer: rendering.Renderer, content: dict[str, Any], where: str, problems: Problems
+) -> None:
+    """Every JSON Schema of the version, checked in a render worker (they can be large)."""
+    schemas = []
+    if content.get("input_schema") is not None:
+        schemas.append((f"{where}.input_schema", content["input_schema"]))
+        if content["input_schema"].get("type", "object") != "object":
             problems.add(f"{where}.input_schema", "must describe an object of variables")
     if content.get("response_format") is not None:
-        for message in rendering.check_schema(content["response_format"]):
-            problems.add(f"{where}.response_format", message)
+        schemas.append((f"{where}.response_format", content["response_format"]))
     for i, tool in enumerate(content.get("tools") or []):
-        for message in rendering.check_schema(tool["function"]["parameters"]):
-            problems.add(f"{where}.tools.{i}.function.parameters", message)
+        schemas.append((f"{where}.tools.{i}.function.parameters", tool["function"]["parameters"]))
+    for path, schema in schemas:
+        try:
+            found = await renderer.check_schema(schema, field=path)
+        except rendering.RenderError as exc:  # a deadline: the schema is too costly to check
+            problems.items.extend(exc.errors or [{"field": path, "message": str(exc)}])
+            continue
+        for message in found:
+            problems.add(path, message)
 
 
 async def check_version(
@@ -87,7 +96,7 @@ async def check_version(
     problems = Problems()
     walk = _IncludeWalk(session, prompt, renderer, problems)
     _check_shape(prompt.kind, content, field, problems)
-    _check_schemas(content, field, problems)
+    await _check_schemas(renderer, content, field, problems)
     variables: set[str] = set()
     for where, source in templates_of(content, field):
         try:
@@ -111,12 +120,17 @@ async def check_version(
 
 @dataclass
 class _IncludeWalk:
-    """Follows includes through the versions they resolve to now, gathering their variables."""
+    """Follows includes through the versions they resolve to now, gathering their variables.
+
+    Each distinct include reference is resolved once (its variables are remembered), and at
+    most MAX_INCLUDES are visited, so a fan-out of labels cannot make a save exponential.
+    """
 
     session: AsyncSession
     prompt: Prompt
     renderer: rendering.Renderer
     problems: Problems
+    visited: dict[str, set[str]] = field(default_factory=dict)
 
     async def follow(
         self, ref: str, where: str, depth: int, trail: tuple[str, ...] = ()
@@ -129,9 +143,15 @@ class _IncludeWalk:
         if parsed.name == self.prompt.name or len(set(trail)) < len(trail):
             self.problems.add(where, "include cycle: " + " → ".join((self.prompt.name, *trail)))
             return set()
+        if ref in self.visited:
+            return self.visited[ref]
         if depth > MAX_INCLUDE_DEPTH:
             self.problems.add(where, f"includes nest deeper than {MAX_INCLUDE_DEPTH} levels")
             return set()
+        if len(self.visited) >= MAX_INCLUDES:
+            self.problems.add(where, f"more than {MAX_INCLUDES} different includes")
+            return set()
+        self.visited[ref] = set()
         try:
             _, version = await resolve_include(
                 self.session, tenant_id=self.prompt.tenant_id, ref=parsed, field=where
@@ -146,4 +166,5 @@ class _IncludeWalk:
         variables = set(info.variables)
         for nested in info.includes:
             variables |= await self.follow(nested, where, depth + 1, trail)
+        self.visited[ref] = variables
         return variables

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptlogic import rendering
 from promptlogic.errors import InvalidInput, NotFound
 from promptlogic.prompts.cache import PlanCache, RenderPlan, Selector, VersionUsed
+from promptlogic.prompts.checks import MAX_INCLUDES
 from promptlogic.prompts.resolution import parse_include, resolve_include, resolve_prompt_version
 
 DEFAULT_LABEL = "production"
@@ -63,6 +64,8 @@ async def load_plan(
         for ref in info.includes:
             if ref in includes:
                 continue
+            if len(includes) >= MAX_INCLUDES:
+                raise InvalidInput.field("include", f"more than {MAX_INCLUDES} different includes")
             parsed = parse_include(ref)
             if parsed is None:
                 raise InvalidInput.field("include", f"`{ref}` is not a context template name")

@@ -54,7 +54,10 @@ async def get_prompt(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) 
 async def _lock_prompt(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> Prompt:
     """The prompt, row-locked until commit: version numbers and label moves serialize here."""
     prompt = await session.scalar(
-        Prompt.for_tenant(tenant_id).where(Prompt.name == name).with_for_update()
+        Prompt.for_tenant(tenant_id)
+        .where(Prompt.name == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if prompt is None:
         raise NotFound(f"No prompt named `{name}`.")
@@ -240,9 +243,9 @@ async def create_version(
     renderer: Renderer,
 ) -> SavedVersion:
     """Save a new version, or return the latest when the content is identical."""
-    prompt = await _lock_prompt(session, tenant_id=tenant_id, name=name)
+    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
     saved = await _save_version(
-        session, prompt=prompt, body=body, actor=actor, field="body", renderer=renderer
+        session, prompt=prompt, body=body, actor=actor, field="body", renderer=renderer, lock=True
     )
     if saved.created:
         await publish(session, PROMPT_TOPIC, tenant_id=str(tenant_id), name=name)
@@ -257,14 +260,19 @@ async def _save_version(
     actor: Actor,
     field: str,
     renderer: Renderer,
+    lock: bool = False,
 ) -> SavedVersion:
+    """Check and insert a version. The checks (slow: they visit includes and render workers)
+    run before the prompt's row is locked, so a save holds the lock only to number and insert."""
     content = _content(prompt, body)
     digest = content_hash(content)
-    if prompt.latest_version:
-        latest = await _version_row(session, prompt, prompt.latest_version)
-        if latest.content_hash == digest:
-            return SavedVersion(latest, created=False)
+    if (latest := await _latest_if_same(session, prompt, digest)) is not None:
+        return SavedVersion(latest, created=False)
     await check_version(session, prompt=prompt, content=content, field=field, renderer=renderer)
+    if lock:
+        prompt = await _lock_prompt(session, tenant_id=prompt.tenant_id, name=prompt.name)
+        if (latest := await _latest_if_same(session, prompt, digest)) is not None:
+            return SavedVersion(latest, created=False)  # an identical save won the race
     prompt.latest_version += 1
     prompt.updated_at = datetime.now(UTC)
     version = PromptVersion(
@@ -289,6 +297,15 @@ async def _save_version(
         after={"version": version.number, "commit_message": version.commit_message},
     )
     return SavedVersion(version, created=True)
+
+
+async def _latest_if_same(
+    session: AsyncSession, prompt: Prompt, digest: str
+) -> PromptVersion | None:
+    if not prompt.latest_version:
+        return None
+    latest = await _version_row(session, prompt, prompt.latest_version)
+    return latest if latest.content_hash == digest else None
 
 
 async def _version_row(session: AsyncSession, prompt: Prompt, number: int) -> PromptVersion:

@@ -171,6 +171,13 @@ class Renderer:
         found = await self._request(message, limits, [field], field)
         return TemplateInfo(frozenset(found["variables"]), tuple(found["includes"]))
 
+    async def check_schema(self, schema: Any, *, field: str = "schema") -> list[str]:
+        """`schema.check_schema` in a worker: a tenant's schema is checked against the
+        metaschema under a deadline, never on the event loop."""
+        message = {"op": "check_schema", "schema": schema, "limits": self.limits.as_dict()}
+        problems: list[str] = await self._request(message, self.limits, [field], field)
+        return problems
+
     async def validate_variables(
         self, schema: dict[str, Any] | bool, variables: Mapping[str, Any]
     ) -> list[dict[str, str]]:

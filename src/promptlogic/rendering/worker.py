@@ -113,6 +113,10 @@ def _dispatch(engine: Engine, request: dict[str, Any], limits: RenderLimits) -> 
     if op == "check":
         info = engine.check(request["source"], limits)
         return {"variables": sorted(info.variables), "includes": list(info.includes)}
+    if op == "check_schema":
+        from promptlogic.rendering.schema import check_schema
+
+        return check_schema(request["schema"])
     if op == "validate":
         from promptlogic.rendering.schema import validate_variables
 
