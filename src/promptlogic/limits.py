@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promptlogic.errors import problem_response
-
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+from promptlogic.validation import UNSTORABLE_TEXT
 
 
 def unstorable_text(body: bytes) -> tuple[str, str] | None:
@@ -29,7 +27,7 @@ def unstorable_text(body: bytes) -> tuple[str, str] | None:
 
 def _find_unstorable(value: Any, path: str) -> tuple[str, str] | None:
     if isinstance(value, str):
-        match = _UNSTORABLE.search(value)
+        match = UNSTORABLE_TEXT.search(value)
         if match is None:
             return None
         what = "a NUL character" if match.group() == "\x00" else "a lone UTF-16 surrogate"
@@ -41,7 +39,7 @@ def _find_unstorable(value: Any, path: str) -> tuple[str, str] | None:
     else:
         return None
     for key, item in items:
-        if isinstance(key, str) and _UNSTORABLE.search(key):
+        if isinstance(key, str) and UNSTORABLE_TEXT.search(key):
             return f"{path}.{key!r}", "a key contains a NUL character or a lone surrogate"
         found = _find_unstorable(item, f"{path}.{key}")
         if found is not None:

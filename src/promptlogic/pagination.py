@@ -11,6 +11,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from promptlogic.errors import InvalidInput
+from promptlogic.validation import UNSTORABLE_TEXT
 
 T = TypeVar("T")
 
@@ -56,4 +57,6 @@ def decode_cursor(cursor: str, *types: type) -> list[Any]:
         raise invalid_cursor()
     if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in values):
         raise invalid_cursor()  # would overflow a bigint in the query
+    if any(isinstance(v, str) and UNSTORABLE_TEXT.search(v) for v in values):
+        raise invalid_cursor()  # no column holds such text
     return values

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.factories import make_key
-from tests.helpers import assert_names_field, assert_problem, walk_pages
+from tests.helpers import assert_names_field, assert_problem, cursor_of, walk_pages
 
 TRIAGE = {
     "messages": [
@@ -348,3 +348,28 @@ async def test_concurrent_versions_and_label_moves_serialize(app, client, admin)
 
     statuses = await asyncio.gather(*(deploy(n) for n in range(2, 8)))
     assert sorted(statuses) == [200, 409, 409, 409, 409, 409]
+
+
+async def test_out_of_range_numbers_and_odd_preconditions_answer_422(client, writer):
+    await create(client, writer.headers, version=TRIAGE)
+    too_big = await move(client, writer.headers, "staging", 2**31, None)
+    assert_names_field(assert_problem(too_big, 422), "body.version")
+    for etag in ['"²"', '"0"', f'"{2**31}"', "abc"]:
+        response = await client.put(
+            "/v1/prompts/triage/labels/staging",
+            headers={**writer.headers, "If-Match": etag.encode()},
+            json={"version": 1},
+        )
+        assert_names_field(assert_problem(response, 422), "header.If-Match")
+    for values in [[2**40], [-(2**40)], [0]]:
+        response = await client.get(
+            "/v1/prompts/triage/versions",
+            headers=writer.headers,
+            params={"cursor": cursor_of(values)},
+        )
+        assert_names_field(assert_problem(response, 422), "query.cursor")
+    for values in [["a\u0000"], ["\ud800"]]:
+        response = await client.get(
+            "/v1/prompts", headers=writer.headers, params={"cursor": cursor_of(values)}
+        )
+        assert_names_field(assert_problem(response, 422), "query.cursor")

@@ -15,6 +15,7 @@ from promptlogic.prompts.models import LabelMove, Prompt, PromptVersion
 from promptlogic.prompts.render import render_prompt, selector_for
 from promptlogic.prompts.schemas import (
     LABEL_PATTERN,
+    MAX_VERSION,
     NAME_PATTERN,
     DiffOut,
     Kind,
@@ -37,7 +38,7 @@ router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
 
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="The prompt's name.")]
 LabelPath = Annotated[str, Path(pattern=LABEL_PATTERN, description="A label, or `latest`.")]
-NumberPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="A version number.")]
+NumberPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="A version number.")]
 
 
 class PreconditionRequired(Problem):
@@ -245,7 +246,7 @@ def _label_out(state: service.LabelState) -> LabelOut:
 def _expected_from_if_match(if_match: str | None) -> int | None:
     assert if_match is not None
     value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_VERSION):
         raise InvalidInput.field("header.If-Match", 'must be the label\'s ETag, e.g. "3"')
     return int(value)
 
@@ -305,8 +306,8 @@ async def diff_versions(
     name: NamePath,
     principal: ReadPrincipal,
     session: SessionDep,
-    from_version: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1)],
-    to_version: Annotated[int, Query(alias="to", ge=1, le=2**31 - 1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
 ) -> DiffOut:
     """A unified diff per message and a field-by-field diff of the settings."""
     old = await service.get_version(

@@ -21,6 +21,8 @@ Description = Annotated[str, StringConstraints(max_length=2000)]
 TemplateSource = Annotated[str, StringConstraints(max_length=MAX_TEMPLATE_CHARS)]
 CommitMessage = Annotated[str, StringConstraints(max_length=2000)]
 JsonObject = dict[str, Any]
+MAX_VERSION = 2**31 - 1  # versions are stored as integer
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 
 class Message(BaseModel):
@@ -100,8 +102,8 @@ class PromptUpdate(BaseModel):
 class LabelMoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: Annotated[int, Field(ge=1)]
-    expected_version: Annotated[int, Field(ge=1)] | None = Field(
+    version: VersionNumber
+    expected_version: VersionNumber | None = Field(
         default=None,
         description="The version the label pointed at when you last saw it; null if it did "
         "not exist. Required unless an If-Match header carries it.",
@@ -188,7 +190,7 @@ class RenderRequest(BaseModel):
     label: LabelName | None = Field(
         default=None, description="Which label to render; `production` when neither is given."
     )
-    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    version: VersionNumber | None = None
 
 
 class RenderedMessage(BaseModel):

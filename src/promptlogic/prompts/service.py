@@ -16,11 +16,17 @@ from promptlogic.audit import service as audit
 from promptlogic.audit.service import Actor
 from promptlogic.db.notify import publish
 from promptlogic.errors import Conflict, Forbidden, InvalidInput, NotFound
-from promptlogic.pagination import decode_cursor, encode_cursor
+from promptlogic.pagination import decode_cursor, encode_cursor, invalid_cursor
 from promptlogic.prompts.checks import check_version
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.prompts.resolution import LATEST
-from promptlogic.prompts.schemas import ModelSettings, PromptCreate, PromptUpdate, VersionCreate
+from promptlogic.prompts.schemas import (
+    MAX_VERSION,
+    ModelSettings,
+    PromptCreate,
+    PromptUpdate,
+    VersionCreate,
+)
 from promptlogic.rendering import Renderer
 
 PROMPT_TOPIC = "prompt"
@@ -344,6 +350,8 @@ async def list_versions(
     )
     if cursor is not None:
         (before,) = decode_cursor(cursor, int)
+        if not 1 <= before <= MAX_VERSION + 1:
+            raise invalid_cursor()
         statement = statement.where(PromptVersion.number < before)
     versions = list((await session.scalars(statement)).all())
     if len(versions) <= limit:

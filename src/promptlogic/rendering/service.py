@@ -6,7 +6,6 @@ the deadline of the `RenderLimits` in force, and comes back as text or as a 422.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from types import TracebackType
@@ -31,10 +30,7 @@ from promptlogic.rendering.pool import (
     WorkerTimeout,
 )
 from promptlogic.rendering.sandbox import PromptSandbox
-
-# NUL and lone surrogates can be built by a template (`"%c" % 0`) but neither encoded as UTF-8
-# nor stored in Postgres: they come out as U+FFFD.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+from promptlogic.validation import UNSTORABLE_TEXT
 
 
 @lru_cache(maxsize=1)
@@ -159,7 +155,9 @@ class Renderer:
             problems: list[dict[str, str]] = result["problems"]
             detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
             raise InvalidInput(detail, errors=problems)
-        return [_UNSTORABLE.sub("\ufffd", text) for text in result]
+        # A template can build NUL or a lone surrogate (`"%c" % 0`), which neither UTF-8 nor
+        # Postgres can carry: they come out as U+FFFD.
+        return [UNSTORABLE_TEXT.sub("\ufffd", text) for text in result]
 
     async def check(
         self, source: str, *, limits: RenderLimits | None = None, field: str = "template"
