@@ -674,3 +674,39 @@ def test_any_string_survives_a_write_and_a_read_exactly() -> None:
 def test_multi_line_strings_are_literal_blocks_even_with_tabs() -> None:
     text = gitops.dump({"template": "Hello\n\t{{ name }}\n"})
     assert text == "template: |\n  Hello\n  \t{{ name }}\n"
+
+
+async def test_push_refuses_yaml_aliases_before_they_expand(
+    app: FastAPI, tenant: Tenant, folder: Path
+) -> None:
+    lines = ["name: bomb", "input_schema:", "  x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"  x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    lines += ["messages:", "  - role: user", "    content: hi"]
+    (folder / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    before = await counts(app)
+    problems = failed(await run_cli(f"push {folder} --tenant {tenant.slug} --dry-run"))
+    assert any("aliases" in line and "bomb.yaml" in line for line in problems), problems
+    assert await counts(app) == before
+
+
+async def test_pull_replaces_a_symbolic_link_instead_of_writing_through_it(
+    session: AsyncSession, renderer: Renderer, tenant: Tenant, folder: Path, tmp_path: Path
+) -> None:
+    await make_prompt(
+        session, renderer, tenant, "greet", messages=[{"role": "user", "content": "Hi"}]
+    )
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (folder / "greet.yaml").symlink_to(victim)
+    ok(await run_cli(f"pull {folder} --tenant {tenant.slug}"))
+    assert victim.read_text() == "precious"
+    assert not (folder / "greet.yaml").is_symlink()
+    assert "name: greet" in (folder / "greet.yaml").read_text()
+
+
+async def test_push_does_not_follow_symbolic_links(tenant: Tenant, folder: Path, tmp_path: Path):
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("name: outside\nmessages:\n  - role: user\n    content: hi\n")
+    (folder / "outside.yaml").symlink_to(outside)
+    problems = failed(await run_cli(f"push {folder} --tenant {tenant.slug}"))
+    assert any("symbolic link" in line for line in problems), problems

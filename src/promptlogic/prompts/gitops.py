@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
@@ -180,8 +181,20 @@ def dump(document: dict[str, Any]) -> str:
 # Reading
 
 
+MAX_FILE_BYTES = 1024 * 1024
+
+
 class _Loader(yaml.SafeLoader):
-    """Safe YAML that refuses a key given twice and keys that are not strings."""
+    """Safe YAML that refuses aliases (a few hundred bytes of them expand to gigabytes), a key
+    given twice and keys that are not strings."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (`*name`) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -229,6 +242,10 @@ def _field_problems(exc: ValidationError) -> list[str]:
 
 def read_file(path: Path) -> tuple[PromptFile | None, list[str]]:
     """The file at `path` and its problems, each starting with the path."""
+    if path.is_symlink():
+        return None, [f"{path}: a symbolic link; push reads regular files only"]
+    if path.stat().st_size > MAX_FILE_BYTES:
+        return None, [f"{path}: larger than {MAX_FILE_BYTES} bytes"]
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     except UnicodeDecodeError:
@@ -251,7 +268,7 @@ def read_directory(directory: Path) -> tuple[list[Document], list[str]]:
     documents: list[Document] = []
     problems: list[str] = []
     for path in sorted(directory.glob("*" + SUFFIX)):
-        if not path.is_file():
+        if not (path.is_file() or path.is_symlink()):
             continue
         parsed, found = read_file(path)
         problems += found
@@ -330,13 +347,24 @@ def write_files(directory: Path, pulled: list[Pulled]) -> list[dict[str, Any]]:
     written = []
     for item in pulled:
         path = directory / (item.name + SUFFIX)
-        changed = not path.is_file() or path.read_bytes() != item.text.encode()
+        changed = path.is_symlink() or not path.is_file() or path.read_bytes() != item.text.encode()
         if changed:
-            path.write_text(item.text, encoding="utf-8", newline="\n")
+            _replace(path, item.text)
         written.append(
             {"name": item.name, "file": str(path), "version": item.version, "written": changed}
         )
     return written
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `path` through a new file renamed over it: a symbolic link there is replaced, never
+    followed, and a reader never sees half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8", newline="\n")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 # Pushing
