@@ -373,3 +373,22 @@ async def test_out_of_range_numbers_and_odd_preconditions_answer_422(client, wri
             "/v1/prompts", headers=writer.headers, params={"cursor": cursor_of(values)}
         )
         assert_names_field(assert_problem(response, 422), "query.cursor")
+
+
+async def test_diff_of_huge_messages_summarizes_instead_of_stalling(client, writer):
+    import time
+
+    huge = "\n".join(f"{i % 97:02x}" for i in range(15000))
+    await create(client, writer.headers, version={"messages": [{"role": "user", "content": huge}]})
+    await new_version(
+        client,
+        writer.headers,
+        messages=[{"role": "user", "content": huge[::-1]}],
+        input_schema=None,
+    )
+    started = time.perf_counter()
+    response = await client.get(
+        "/v1/prompts/triage/diff", headers=writer.headers, params={"from": 1, "to": 2}
+    )
+    assert time.perf_counter() - started < 1
+    assert "too long to diff line by line" in response.json()["messages"][0]["diff"]

@@ -11,10 +11,20 @@ from promptlogic.prompts.schemas import DiffOut, FieldDiff, MessageDiff
 SETTINGS_FIELDS = ("input_schema", "model", "response_format", "tools", "context")
 
 
+MAX_DIFF_LINES = 2000  # difflib is quadratic in the worst case: past this, say what changed
+
+
 def _unified(old: str, new: str, old_name: str, new_name: str) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), old_name, new_name
-    )
+    if old == new:
+        return ""
+    old_lines, new_lines = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    if len(old_lines) + len(new_lines) > MAX_DIFF_LINES:
+        return (
+            f"--- {old_name}\n+++ {new_name}\n"
+            f"(too long to diff line by line: {len(old_lines)} → {len(new_lines)} lines, "
+            f"{len(old)} → {len(new)} characters)\n"
+        )
+    lines = difflib.unified_diff(old_lines, new_lines, old_name, new_name)
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 

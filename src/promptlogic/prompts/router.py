@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from promptlogic.db.engine import SessionDep
 from promptlogic.errors import InvalidInput, Problem
@@ -316,7 +317,8 @@ async def diff_versions(
     new = await service.get_version(
         session, tenant_id=principal.tenant_id, name=name, number=to_version
     )
-    return diffing.diff_versions(name, old, new)
+    # Diffing is CPU work on up to megabytes of text: off the event loop.
+    return await run_in_threadpool(diffing.diff_versions, name, old, new)
 
 
 @router.post("/{name}/render")
