@@ -404,3 +404,23 @@ async def test_more_than_fifty_different_includes_are_refused(client, admin):
         json={"name": "wide", "version": {"messages": [{"role": "user", "content": fan}]}},
     )
     assert "more than 50 different includes" in assert_problem(response, 422)["detail"]
+
+
+async def test_an_archived_context_template_is_neither_included_nor_served(client, admin, runner):
+    await setup_triage(client, admin)
+    assert (
+        await client.delete("/v1/prompts/company-policy", headers=admin.headers)
+    ).status_code == 204
+    response = await render(client, runner.headers, {"variables": VARIABLES})
+    assert "archived" in assert_problem(response, 422)["detail"]
+    saving = await client.post(
+        "/v1/prompts",
+        headers=admin.headers,
+        json={
+            "name": "new",
+            "version": {
+                "messages": [{"role": "user", "content": '{% include "company-policy" %}'}]
+            },
+        },
+    )
+    assert "archived" in assert_problem(saving, 422)["detail"]

@@ -60,6 +60,8 @@ async def resolve_include(
     prompt = await session.scalar(Prompt.for_tenant(tenant_id).where(Prompt.name == ref.name))
     if prompt is None or prompt.kind != "context":
         raise InvalidInput.field(field, f"includes `{ref.name}`, which is not a context template")
+    if prompt.archived:
+        raise InvalidInput.field(field, f"includes `{ref.name}`, which is archived")
     if ref.label is None:
         version = await version_at(session, prompt, label=DEFAULT_INCLUDE_LABEL)
         version = version or await version_at(session, prompt, label=LATEST)
