@@ -100,21 +100,22 @@ async def render_prompt(
 ) -> Rendered:
     """Validate the variables and render a version's messages in one trip to a render worker;
     no database trip when the plan is cached."""
-    plan = cache.get(tenant_id, name, selector)
-    if plan is None:
-        generation = cache.generation
-        plan = await load_plan(
-            session, renderer=renderer, tenant_id=tenant_id, name=name, selector=selector
+    with rendering.sharing(tenant_id):  # one tenant cannot hold every render worker
+        plan = cache.get(tenant_id, name, selector)
+        if plan is None:
+            generation = cache.generation
+            plan = await load_plan(
+                session, renderer=renderer, tenant_id=tenant_id, name=name, selector=selector
+            )
+            cache.put(tenant_id, name, selector, plan, loaded_at_generation=generation)
+        contents = await renderer.render(
+            plan.templates,
+            includes=dict(plan.includes),
+            variables=variables,
+            schema=plan.input_schema,
         )
-        cache.put(tenant_id, name, selector, plan, loaded_at_generation=generation)
-    contents = await renderer.render(
-        plan.templates,
-        includes=dict(plan.includes),
-        variables=variables,
-        schema=plan.input_schema,
-    )
-    messages = [
-        {"role": role, "content": content}
-        for role, content in zip(plan.roles, contents, strict=True)
-    ]
-    return Rendered(plan=plan, messages=messages)
+        messages = [
+            {"role": role, "content": content}
+            for role, content in zip(plan.roles, contents, strict=True)
+        ]
+        return Rendered(plan=plan, messages=messages)

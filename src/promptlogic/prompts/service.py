@@ -27,7 +27,7 @@ from promptlogic.prompts.schemas import (
     PromptUpdate,
     VersionCreate,
 )
-from promptlogic.rendering import Renderer
+from promptlogic.rendering import Renderer, sharing
 
 PROMPT_TOPIC = "prompt"
 CONTENT_FIELDS = (
@@ -274,7 +274,8 @@ async def _save_version(
     digest = content_hash(content)
     if (latest := await _latest_if_same(session, prompt, digest)) is not None:
         return SavedVersion(latest, created=False)
-    await check_version(session, prompt=prompt, content=content, field=field, renderer=renderer)
+    with sharing(prompt.tenant_id):  # one tenant cannot hold every render worker
+        await check_version(session, prompt=prompt, content=content, field=field, renderer=renderer)
     if lock:
         prompt = await _lock_prompt(session, tenant_id=prompt.tenant_id, name=prompt.name)
         if (latest := await _latest_if_same(session, prompt, digest)) is not None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from promptlogic.rendering.limits import DEFAULT_LIMITS, RenderLimits
     from promptlogic.rendering.schema import check_schema, default_schema, validate_variables
     from promptlogic.rendering.service import Renderer, analyze
+    from promptlogic.rendering.shares import sharing
 
 _EXPORTS = {
     "DEFAULT_LIMITS": "limits",
@@ -49,6 +50,7 @@ _EXPORTS = {
     "check_schema": "schema",
     "default_schema": "schema",
     "validate_variables": "schema",
+    "sharing": "shares",
 }
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "analyze",
     "check_schema",
     "default_schema",
+    "sharing",
     "validate_variables",
 ]
 

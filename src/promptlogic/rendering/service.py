@@ -30,6 +30,7 @@ from promptlogic.rendering.pool import (
     WorkerTimeout,
 )
 from promptlogic.rendering.sandbox import PromptSandbox
+from promptlogic.rendering.shares import Shares
 from promptlogic.validation import UNSTORABLE_TEXT
 
 
@@ -92,6 +93,8 @@ class Renderer:
             cache_size=cache_size,
             queue_timeout=queue_timeout,
         )
+        # One tenant may hold every worker but one (see `shares`).
+        self.shares = Shares(max(1, self.pool.size - 1), queue_timeout)
 
     async def start(self) -> None:
         await self.pool.start()
@@ -202,7 +205,8 @@ class Renderer:
     ) -> Any:
         seconds = limits.render_seconds
         try:
-            reply = await self.pool.request(message, seconds + self.kill_grace)
+            async with self.shares.slot():
+                reply = await self.pool.request(message, seconds + self.kill_grace)
         except WorkerTimeout:
             raise LimitExceeded(
                 f"the work took longer than {seconds} s (render_seconds)",
