@@ -392,7 +392,7 @@ def pull(
     as_json: JsonOption = False,
 ) -> None:
     """Write each active prompt of a tenant to DIR/<name>.yaml: its latest version, or --label."""
-    from promptlogic.prompts import gitops
+    from promptlogic.prompts import gitops, yaml_files
 
     _label_option(label, allow_latest=True)
 
@@ -402,7 +402,7 @@ def pull(
 
     pulled, skipped = _in_transaction(work)
     try:
-        files = gitops.write_files(directory, pulled)
+        files = yaml_files.write_files(directory, pulled)
     except OSError as exc:
         _fail(f"cannot write to {directory}: {exc.strerror or exc}")
     result = {
@@ -440,13 +440,13 @@ def push(
 ) -> None:
     """Push DIR/*.yaml to a tenant in one transaction: new prompts, new versions where the
     content differs, printed as a diff. Any problem changes nothing."""
-    from promptlogic.prompts import gitops
+    from promptlogic.prompts import gitops, yaml_files
 
     _label_option(label, allow_latest=False)
     if not directory.is_dir():
         _fail(f"{directory} is not a directory")
     try:
-        documents, problems = gitops.read_directory(directory)
+        documents, problems = yaml_files.read_directory(directory)
     except OSError as exc:
         _fail(f"cannot read {directory}: {exc.strerror or exc}")
     if problems:

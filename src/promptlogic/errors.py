@@ -132,11 +132,11 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    headers = exc.headers
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         detail = f"No route for {request.method} {request.url.path}"
     elif exc.status_code == 405:
-        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        headers["Allow"] = _allowed_methods(request)
     return problem_response(exc.status_code, detail, headers=headers)
 
 

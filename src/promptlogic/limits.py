@@ -84,12 +84,12 @@ class BodySizeLimit:
         body = b"".join(chunks)
         problem = unstorable_text(body)
         if problem is not None:
-            field, message = problem
+            field, reason = problem
             response = problem_response(
                 422,
-                f"{field}: {message}",
+                f"{field}: {reason}",
                 slug="validation-error",
-                errors=[{"field": field, "message": message}],
+                errors=[{"field": field, "message": reason}],
             )
             await response(scope, receive, send)
             return

@@ -420,8 +420,8 @@ async def move_label(
     current = row.version if row is not None else None
     if current != expected_version:
         seen = "no label" if expected_version is None else f"version {expected_version}"
-        now = "does not exist" if current is None else f"points at version {current}"
-        raise Conflict(f"Label `{label}` {now}, but you expected {seen}. Reload and retry.")
+        actual = "does not exist" if current is None else f"points at version {current}"
+        raise Conflict(f"Label `{label}` {actual}, but you expected {seen}. Reload and retry.")
     if current == version:
         return await get_label(session, tenant_id=tenant_id, name=name, label=label)
     now = datetime.now(UTC)
