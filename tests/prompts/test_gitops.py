@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 from promptlogic import cli
 from promptlogic.audit.service import OPERATOR
 from promptlogic.db.engine import commit
-from promptlogic.prompts import gitops
 from promptlogic.prompts import service as prompts
+from promptlogic.prompts import yaml_files
 from promptlogic.prompts.schemas import PromptCreate, PromptUpdate, VersionCreate
 from promptlogic.rendering import Renderer
 from promptlogic.tenancy.models import Tenant
@@ -668,11 +668,11 @@ def test_any_string_survives_a_write_and_a_read_exactly() -> None:
     for _ in range(1000):
         value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
         document = {"messages": [{"role": "user", "content": value}], "description": value}
-        assert yaml.safe_load(gitops.dump(document)) == document, repr(value)
+        assert yaml.safe_load(yaml_files.dump(document)) == document, repr(value)
 
 
 def test_multi_line_strings_are_literal_blocks_even_with_tabs() -> None:
-    text = gitops.dump({"template": "Hello\n\t{{ name }}\n"})
+    text = yaml_files.dump({"template": "Hello\n\t{{ name }}\n"})
     assert text == "template: |\n  Hello\n  \t{{ name }}\n"
 
 

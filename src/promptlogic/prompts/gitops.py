@@ -31,7 +31,7 @@ from promptlogic.prompts.yaml_files import (
     PromptFile,
     Pulled,
     dump,
-    file_model_settings,
+    model_as_written,
     ordered,
     to_document,
 )
@@ -293,11 +293,9 @@ def _settings_diff(name: str, diff: DiffOut) -> list[str]:
     lines: list[str] = []
     for item in diff.settings:
         old, new = ordered(item.from_value), ordered(item.to_value)
-        if item.field == "model" and file_model_settings(old or {}) != file_model_settings(
-            new or {}
-        ):
+        if item.field == "model" and model_as_written(old or {}) != model_as_written(new or {}):
             # As a file shows them; in full when they differ only in spelled-out defaults.
-            old, new = file_model_settings(old or {}), file_model_settings(new or {})
+            old, new = model_as_written(old or {}), model_as_written(new or {})
         lines += difflib.unified_diff(
             _yaml_lines(old),
             _yaml_lines(new),

@@ -127,7 +127,7 @@ def ordered(value: Any) -> Any:
     return value
 
 
-def file_model_settings(model: dict[str, Any]) -> dict[str, Any]:
+def model_as_written(model: dict[str, Any]) -> dict[str, Any]:
     """The model settings without declared fields at their defaults (reading restores them)."""
     declared = ModelSettings.model_fields
     shown = {
@@ -146,7 +146,7 @@ def to_document(prompt: Prompt, version: PromptVersion) -> dict[str, Any]:
         document["description"] = prompt.description
     document["protected_labels"] = sorted(prompt.protected_labels)
     if version.model:  # a context template has none
-        document["model"] = file_model_settings(version.model)
+        document["model"] = model_as_written(version.model)
     for name in ("input_schema", "response_format", "tools", "context"):
         value = getattr(version, name)
         if value != VersionContent.model_fields[name].get_default(call_default_factory=True):
