@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptlogic.audit.service import OPERATOR
 from promptlogic.demo_prompts import DEMO_PROMPTS
 from promptlogic.errors import NotFound
+from promptlogic.prompts import labels
 from promptlogic.prompts import service as prompts
 from promptlogic.prompts.schemas import PromptCreate
 from promptlogic.rendering import Renderer
@@ -89,7 +90,7 @@ async def seed_demo_prompts(session: AsyncSession, tenant: Tenant, renderer: Ren
             actor=OPERATOR,
             renderer=renderer,
         )
-        await prompts.move_label(
+        await labels.move_label(
             session,
             tenant_id=tenant.id,
             name=spec["name"],

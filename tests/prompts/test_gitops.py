@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 from promptlogic import cli
 from promptlogic.audit.service import OPERATOR
 from promptlogic.db.engine import commit
+from promptlogic.prompts import labels, yaml_files
 from promptlogic.prompts import service as prompts
-from promptlogic.prompts import yaml_files
 from promptlogic.prompts.schemas import PromptCreate, PromptUpdate, VersionCreate
 from promptlogic.rendering import Renderer
 from promptlogic.tenancy.models import Tenant
@@ -612,7 +612,7 @@ async def test_pull_with_a_label_writes_that_version_and_skips_prompts_without_i
     session: AsyncSession, renderer: Renderer, tenant: Tenant, folder: Path
 ) -> None:
     await make_rich_tenant(session, renderer, tenant)
-    await prompts.move_label(
+    await labels.move_label(
         session,
         tenant_id=tenant.id,
         name="empty-schema",

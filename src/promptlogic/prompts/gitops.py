@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.audit.service import Actor
 from promptlogic.errors import InvalidInput, NotFound, Problem
-from promptlogic.prompts import service
+from promptlogic.prompts import labels, service
 from promptlogic.prompts.diff import diff_versions
 from promptlogic.prompts.models import Prompt
 from promptlogic.prompts.resolution import LATEST, version_at
@@ -260,13 +260,13 @@ async def _move_label(
 ) -> LabelChange:
     """Point `label` at the pushed version, expecting it where it points now."""
     try:
-        state = await service.get_label(session, tenant_id=tenant_id, name=change.name, label=label)
+        state = await labels.get_label(session, tenant_id=tenant_id, name=change.name, label=label)
         current: int | None = state.version
     except NotFound:
         current = None
     if current != change.version:
         # The CLI acts as a platform operator, who may move protected labels.
-        await service.move_label(
+        await labels.move_label(
             session,
             tenant_id=tenant_id,
             name=change.name,

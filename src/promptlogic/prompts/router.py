@@ -11,7 +11,7 @@ from promptlogic.db.engine import SessionDep
 from promptlogic.errors import InvalidInput, Problem
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.prompts import diff as diffing
-from promptlogic.prompts import service
+from promptlogic.prompts import labels, service
 from promptlogic.prompts.models import LabelMove, Prompt, PromptVersion
 from promptlogic.prompts.render import render_prompt, selector_for
 from promptlogic.prompts.schemas import (
@@ -228,12 +228,12 @@ async def get_label(
     response: Response,
 ) -> LabelOut:
     """Where a label points; its ETag is the version, for If-Match on the next move."""
-    state = await service.get_label(session, tenant_id=principal.tenant_id, name=name, label=label)
+    state = await labels.get_label(session, tenant_id=principal.tenant_id, name=name, label=label)
     response.headers["ETag"] = f'"{state.version}"'
     return _label_out(state)
 
 
-def _label_out(state: service.LabelState) -> LabelOut:
+def _label_out(state: labels.LabelState) -> LabelOut:
     return LabelOut(
         prompt=state.prompt,
         label=state.label,
@@ -272,7 +272,7 @@ async def move_label(
             "Say which version the label pointed at when you last saw it: "
             "`expected_version` in the body (null for a new label) or an If-Match header."
         )
-    state = await service.move_label(
+    state = await labels.move_label(
         session,
         tenant_id=principal.tenant_id,
         name=name,
@@ -296,7 +296,7 @@ async def label_history(
     cursor: CursorQuery = None,
 ) -> Page[LabelMoveOut]:
     """Every move of a label, newest first: who, when, from, to."""
-    moves, next_cursor = await service.label_history(
+    moves, next_cursor = await labels.label_history(
         session, tenant_id=principal.tenant_id, name=name, label=label, limit=limit, cursor=cursor
     )
     return Page(items=[move_out(m) for m in moves], next_cursor=next_cursor)

@@ -15,11 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptlogic.audit import service as audit
 from promptlogic.audit.service import Actor
 from promptlogic.db.notify import publish
-from promptlogic.errors import Conflict, Forbidden, InvalidInput, NotFound
+from promptlogic.errors import Conflict, Forbidden, NotFound
 from promptlogic.pagination import decode_cursor, encode_cursor, invalid_cursor
 from promptlogic.prompts.checks import check_version
-from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
-from promptlogic.prompts.resolution import LATEST
+from promptlogic.prompts.models import Prompt, PromptLabel, PromptVersion
 from promptlogic.prompts.schemas import (
     MAX_VERSION,
     ModelSettings,
@@ -57,7 +56,7 @@ async def get_prompt(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) 
     return prompt
 
 
-async def _lock_prompt(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> Prompt:
+async def lock_prompt(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> Prompt:
     """The prompt, row-locked until commit: version numbers and label moves serialize here."""
     prompt = await session.scalar(
         Prompt.for_tenant(tenant_id)
@@ -180,7 +179,7 @@ async def update_prompt(
 ) -> Prompt:
     """Change a prompt's settings. Whoever may not move its protected labels may neither
     change which labels are protected nor archive a prompt that has one deployed."""
-    prompt = await _lock_prompt(session, tenant_id=tenant_id, name=name)
+    prompt = await lock_prompt(session, tenant_id=tenant_id, name=name)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "protected_labels" in changes:
         changes["protected_labels"] = sorted(set(changes["protected_labels"]))
@@ -277,7 +276,7 @@ async def _save_version(
     with sharing(prompt.tenant_id):  # one tenant cannot hold every render worker
         await check_version(session, prompt=prompt, content=content, field=field, renderer=renderer)
     if lock:
-        prompt = await _lock_prompt(session, tenant_id=prompt.tenant_id, name=prompt.name)
+        prompt = await lock_prompt(session, tenant_id=prompt.tenant_id, name=prompt.name)
         if (latest := await _latest_if_same(session, prompt, digest)) is not None:
             return SavedVersion(latest, created=False)  # an identical save won the race
     prompt.latest_version += 1
@@ -311,11 +310,11 @@ async def _latest_if_same(
 ) -> PromptVersion | None:
     if not prompt.latest_version:
         return None
-    latest = await _version_row(session, prompt, prompt.latest_version)
+    latest = await version_row(session, prompt, prompt.latest_version)
     return latest if latest.content_hash == digest else None
 
 
-async def _version_row(session: AsyncSession, prompt: Prompt, number: int) -> PromptVersion:
+async def version_row(session: AsyncSession, prompt: Prompt, number: int) -> PromptVersion:
     version = await session.scalar(
         PromptVersion.for_tenant(prompt.tenant_id).where(
             PromptVersion.prompt_id == prompt.id, PromptVersion.number == number
@@ -330,7 +329,7 @@ async def get_version(
     session: AsyncSession, *, tenant_id: uuid.UUID, name: str, number: int
 ) -> PromptVersion:
     prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
-    return await _version_row(session, prompt, number)
+    return await version_row(session, prompt, number)
 
 
 async def list_versions(
@@ -359,131 +358,3 @@ async def list_versions(
         return versions, None
     versions = versions[:limit]
     return versions, encode_cursor(versions[-1].number)
-
-
-# Labels
-
-
-@dataclass(frozen=True, slots=True)
-class LabelState:
-    prompt: str
-    label: str
-    version: int
-    protected: bool
-    updated_at: datetime | None
-    updated_by: str | None
-
-
-async def get_label(
-    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, label: str
-) -> LabelState:
-    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
-    if label == LATEST:
-        if not prompt.latest_version:
-            raise NotFound(f"Prompt `{name}` has no versions yet.")
-        return LabelState(name, LATEST, prompt.latest_version, False, None, None)
-    row = await _label_row(session, prompt, label)
-    if row is None:
-        raise NotFound(f"Prompt `{name}` has no label `{label}`.")
-    return LabelState(
-        name, label, row.version, label in prompt.protected_labels, row.updated_at, row.updated_by
-    )
-
-
-async def _label_row(session: AsyncSession, prompt: Prompt, label: str) -> PromptLabel | None:
-    return await session.scalar(
-        PromptLabel.for_tenant(prompt.tenant_id).where(
-            PromptLabel.prompt_id == prompt.id, PromptLabel.name == label
-        )
-    )
-
-
-async def move_label(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    name: str,
-    label: str,
-    version: int,
-    expected_version: int | None,
-    actor: Actor,
-    may_move_protected: bool,
-) -> LabelState:
-    """Point `label` at `version` if it still points where the caller last saw it (409 if not)."""
-    if label == LATEST:
-        raise InvalidInput.field("path.label", "`latest` always means the newest version")
-    prompt = await _lock_prompt(session, tenant_id=tenant_id, name=name)
-    if label in prompt.protected_labels and not may_move_protected:
-        raise Forbidden(f"`{label}` is a protected label of `{name}`: moving it needs admin.")
-    await _version_row(session, prompt, version)
-    row = await _label_row(session, prompt, label)
-    current = row.version if row is not None else None
-    if current != expected_version:
-        seen = "no label" if expected_version is None else f"version {expected_version}"
-        actual = "does not exist" if current is None else f"points at version {current}"
-        raise Conflict(f"Label `{label}` {actual}, but you expected {seen}. Reload and retry.")
-    if current == version:
-        return await get_label(session, tenant_id=tenant_id, name=name, label=label)
-    now = datetime.now(UTC)
-    if row is None:
-        row = PromptLabel(
-            tenant_id=tenant_id,
-            prompt_id=prompt.id,
-            name=label,
-            version=version,
-            updated_at=now,
-            updated_by=actor.name,
-        )
-        session.add(row)
-    else:
-        row.version, row.updated_at, row.updated_by = version, now, actor.name
-    session.add(
-        LabelMove(
-            tenant_id=tenant_id,
-            prompt_id=prompt.id,
-            label=label,
-            from_version=current,
-            to_version=version,
-            actor=actor.name,
-        )
-    )
-    await audit.record(
-        session,
-        tenant_id=tenant_id,
-        actor=actor,
-        action="prompt.label.move",
-        target_type="prompt",
-        target_id=name,
-        before={"label": label, "version": current},
-        after={"label": label, "version": version},
-    )
-    await publish(session, PROMPT_TOPIC, tenant_id=str(tenant_id), name=name)
-    await session.flush()
-    return LabelState(name, label, version, label in prompt.protected_labels, now, actor.name)
-
-
-async def label_history(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    name: str,
-    label: str,
-    limit: int,
-    cursor: str | None = None,
-) -> tuple[list[LabelMove], str | None]:
-    """A page of a label's moves, newest first."""
-    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
-    statement = (
-        LabelMove.for_tenant(tenant_id)
-        .where(LabelMove.prompt_id == prompt.id, LabelMove.label == label)
-        .order_by(LabelMove.id.desc())
-        .limit(limit + 1)
-    )
-    if cursor is not None:
-        (before,) = decode_cursor(cursor, int)
-        statement = statement.where(LabelMove.id < before)
-    moves = list((await session.scalars(statement)).all())
-    if len(moves) <= limit:
-        return moves, None
-    moves = moves[:limit]
-    return moves, encode_cursor(moves[-1].id)

@@ -1,0 +1,144 @@
+"""Labels: movable names on versions. A move is a deploy, a move back a rollback; every move is
+kept in the label's history and the audit trail. No HTTP; callers commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptlogic.audit import service as audit
+from promptlogic.audit.service import Actor
+from promptlogic.db.notify import publish
+from promptlogic.errors import Conflict, Forbidden, InvalidInput, NotFound
+from promptlogic.pagination import decode_cursor, encode_cursor
+from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel
+from promptlogic.prompts.resolution import LATEST
+from promptlogic.prompts.service import PROMPT_TOPIC, get_prompt, lock_prompt, version_row
+
+
+@dataclass(frozen=True, slots=True)
+class LabelState:
+    prompt: str
+    label: str
+    version: int
+    protected: bool
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+async def get_label(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, label: str
+) -> LabelState:
+    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
+    if label == LATEST:
+        if not prompt.latest_version:
+            raise NotFound(f"Prompt `{name}` has no versions yet.")
+        return LabelState(name, LATEST, prompt.latest_version, False, None, None)
+    row = await _label_row(session, prompt, label)
+    if row is None:
+        raise NotFound(f"Prompt `{name}` has no label `{label}`.")
+    return LabelState(
+        name, label, row.version, label in prompt.protected_labels, row.updated_at, row.updated_by
+    )
+
+
+async def _label_row(session: AsyncSession, prompt: Prompt, label: str) -> PromptLabel | None:
+    return await session.scalar(
+        PromptLabel.for_tenant(prompt.tenant_id).where(
+            PromptLabel.prompt_id == prompt.id, PromptLabel.name == label
+        )
+    )
+
+
+async def move_label(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    label: str,
+    version: int,
+    expected_version: int | None,
+    actor: Actor,
+    may_move_protected: bool,
+) -> LabelState:
+    """Point `label` at `version` if it still points where the caller last saw it (409 if not)."""
+    if label == LATEST:
+        raise InvalidInput.field("path.label", "`latest` always means the newest version")
+    prompt = await lock_prompt(session, tenant_id=tenant_id, name=name)
+    if label in prompt.protected_labels and not may_move_protected:
+        raise Forbidden(f"`{label}` is a protected label of `{name}`: moving it needs admin.")
+    await version_row(session, prompt, version)
+    row = await _label_row(session, prompt, label)
+    current = row.version if row is not None else None
+    if current != expected_version:
+        seen = "no label" if expected_version is None else f"version {expected_version}"
+        actual = "does not exist" if current is None else f"points at version {current}"
+        raise Conflict(f"Label `{label}` {actual}, but you expected {seen}. Reload and retry.")
+    if current == version:
+        return await get_label(session, tenant_id=tenant_id, name=name, label=label)
+    now = datetime.now(UTC)
+    if row is None:
+        row = PromptLabel(
+            tenant_id=tenant_id,
+            prompt_id=prompt.id,
+            name=label,
+            version=version,
+            updated_at=now,
+            updated_by=actor.name,
+        )
+        session.add(row)
+    else:
+        row.version, row.updated_at, row.updated_by = version, now, actor.name
+    session.add(
+        LabelMove(
+            tenant_id=tenant_id,
+            prompt_id=prompt.id,
+            label=label,
+            from_version=current,
+            to_version=version,
+            actor=actor.name,
+        )
+    )
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="prompt.label.move",
+        target_type="prompt",
+        target_id=name,
+        before={"label": label, "version": current},
+        after={"label": label, "version": version},
+    )
+    await publish(session, PROMPT_TOPIC, tenant_id=str(tenant_id), name=name)
+    await session.flush()
+    return LabelState(name, label, version, label in prompt.protected_labels, now, actor.name)
+
+
+async def label_history(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    label: str,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[list[LabelMove], str | None]:
+    """A page of a label's moves, newest first."""
+    prompt = await get_prompt(session, tenant_id=tenant_id, name=name)
+    statement = (
+        LabelMove.for_tenant(tenant_id)
+        .where(LabelMove.prompt_id == prompt.id, LabelMove.label == label)
+        .order_by(LabelMove.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, int)
+        statement = statement.where(LabelMove.id < before)
+    moves = list((await session.scalars(statement)).all())
+    if len(moves) <= limit:
+        return moves, None
+    moves = moves[:limit]
+    return moves, encode_cursor(moves[-1].id)
