@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -34,6 +35,16 @@ class Page(BaseModel, Generic[T]):
 def encode_cursor(*values: Any) -> str:
     raw = json.dumps(list(values), separators=(",", ":"), default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def paginate(
+    rows: list[T], limit: int, position: Callable[[T], tuple[Any, ...]]
+) -> tuple[list[T], str | None]:
+    """Rows fetched with `limit + 1`: the page, and the cursor after its last row if more follow."""
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, encode_cursor(*position(page[-1]))
 
 
 def invalid_cursor() -> InvalidInput:

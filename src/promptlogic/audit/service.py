@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.audit.models import AuditEvent
-from promptlogic.pagination import decode_cursor, encode_cursor
+from promptlogic.pagination import decode_cursor, paginate
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,4 @@ async def list_events(
     if target_id is not None:
         statement = statement.where(AuditEvent.target_id == target_id)
     events = list((await session.scalars(statement)).all())
-    if len(events) <= limit:
-        return events, None
-    events = events[:limit]
-    return events, encode_cursor(events[-1].id)
+    return paginate(events, limit, lambda event: (event.id,))

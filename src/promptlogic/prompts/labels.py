@@ -13,7 +13,7 @@ from promptlogic.audit import service as audit
 from promptlogic.audit.service import Actor
 from promptlogic.db.notify import publish
 from promptlogic.errors import Conflict, Forbidden, InvalidInput, NotFound
-from promptlogic.pagination import decode_cursor, encode_cursor
+from promptlogic.pagination import decode_cursor, paginate
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel
 from promptlogic.prompts.resolution import LATEST
 from promptlogic.prompts.service import PROMPT_TOPIC, get_prompt, lock_prompt, version_row
@@ -138,7 +138,4 @@ async def label_history(
         (before,) = decode_cursor(cursor, int)
         statement = statement.where(LabelMove.id < before)
     moves = list((await session.scalars(statement)).all())
-    if len(moves) <= limit:
-        return moves, None
-    moves = moves[:limit]
-    return moves, encode_cursor(moves[-1].id)
+    return paginate(moves, limit, lambda move: (move.id,))

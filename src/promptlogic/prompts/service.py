@@ -16,7 +16,7 @@ from promptlogic.audit import service as audit
 from promptlogic.audit.service import Actor
 from promptlogic.db.notify import publish
 from promptlogic.errors import Conflict, Forbidden, NotFound
-from promptlogic.pagination import decode_cursor, encode_cursor, invalid_cursor
+from promptlogic.pagination import decode_cursor, invalid_cursor, paginate
 from promptlogic.prompts.checks import check_version
 from promptlogic.prompts.models import Prompt, PromptLabel, PromptVersion
 from promptlogic.prompts.schemas import (
@@ -162,10 +162,7 @@ async def list_prompts(
     if not include_archived:
         statement = statement.where(Prompt.archived.is_(False))
     prompts = list((await session.scalars(statement)).all())
-    if len(prompts) <= limit:
-        return prompts, None
-    prompts = prompts[:limit]
-    return prompts, encode_cursor(prompts[-1].name)
+    return paginate(prompts, limit, lambda prompt: (prompt.name,))
 
 
 async def update_prompt(
@@ -354,7 +351,4 @@ async def list_versions(
             raise invalid_cursor()
         statement = statement.where(PromptVersion.number < before)
     versions = list((await session.scalars(statement)).all())
-    if len(versions) <= limit:
-        return versions, None
-    versions = versions[:limit]
-    return versions, encode_cursor(versions[-1].number)
+    return paginate(versions, limit, lambda version: (version.number,))

@@ -17,7 +17,7 @@ from promptlogic.audit import service as audit
 from promptlogic.audit.service import Actor
 from promptlogic.db.notify import publish
 from promptlogic.errors import Conflict, InvalidInput, NotFound
-from promptlogic.pagination import decode_cursor, encode_cursor, invalid_cursor
+from promptlogic.pagination import decode_cursor, invalid_cursor, paginate
 from promptlogic.tenancy import keys
 from promptlogic.tenancy.auth import API_KEY_TOPIC
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
@@ -233,11 +233,7 @@ async def list_api_keys(
             raise invalid_cursor() from None
         statement = statement.where(tuple_(ApiKey.created_at, ApiKey.id) < tuple_(*after))
     found = list((await session.scalars(statement)).all())
-    if len(found) <= limit:
-        return found, None
-    found = found[:limit]
-    last = found[-1]
-    return found, encode_cursor(last.created_at.isoformat(), str(last.id))
+    return paginate(found, limit, lambda key: (key.created_at.isoformat(), str(key.id)))
 
 
 async def get_api_key(session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
