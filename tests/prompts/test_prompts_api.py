@@ -392,3 +392,39 @@ async def test_diff_of_huge_messages_summarizes_instead_of_stalling(client, writ
     )
     assert time.perf_counter() - started < 1
     assert "too long to diff line by line" in response.json()["messages"][0]["diff"]
+
+
+async def test_a_costly_schema_is_checked_off_the_event_loop(app, client, writer):
+    import asyncio
+    import json
+    import time
+
+    body = json.dumps(
+        {
+            "name": "costly",
+            "version": {
+                "messages": [{"role": "user", "content": "hi"}],
+                "response_format": {"allOf": [{}] * 20000},
+            },
+        }
+    )
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    started = time.perf_counter()
+    response = await client.post(
+        "/v1/prompts", headers={**writer.headers, "content-type": "application/json"}, content=body
+    )
+    elapsed = time.perf_counter() - started
+    ticking.cancel()
+    assert response.status_code in (201, 422), response.text
+    assert elapsed < 2.5
+    assert max(gaps) < 0.3, "the event loop stalled while the schema was checked"
