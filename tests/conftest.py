@@ -83,9 +83,19 @@ def renderer(app: FastAPI) -> Renderer:
 
 @pytest.fixture
 async def clean(app: FastAPI) -> None:
-    """Empty every table before the test, so each test sees only its own data."""
+    """Empty every table before the test, so each test sees only its own data.
+
+    The rows the migrations seed (the model catalog) are kept: they are put back as they were.
+    """
     async with app.state.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "CREATE TEMP TABLE seeded ON COMMIT DROP AS "
+                "SELECT * FROM model_prices WHERE tenant_id IS NULL"
+            )
+        )
         await connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        await connection.execute(text("INSERT INTO model_prices SELECT * FROM seeded"))
 
 
 @pytest.fixture

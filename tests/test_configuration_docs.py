@@ -22,25 +22,30 @@ EXTERNAL_URL = "postgresql+asyncpg://promptlogic:pw@db.example.com:5432/promptlo
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No PROMPTLOGIC_ variable and no `.env` of the machine running the tests leaks in."""
-    for name in [n for n in os.environ if n.upper().startswith("PROMPTLOGIC_")]:
+    """No PROMPTLOGIC_ or OPENAI_ variable, nor the `.env` of the machine running the tests,
+    leaks in."""
+    for name in [n for n in os.environ if n.upper().startswith(("PROMPTLOGIC_", "OPENAI_"))]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
 
 def variable(field: str) -> str:
-    return f"PROMPTLOGIC_{field.upper()}"
+    """The variable a setting is read from: `PROMPTLOGIC_<FIELD>`, or its un-prefixed alias."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias.upper() if isinstance(alias, str) else f"PROMPTLOGIC_{field.upper()}"
 
 
 def env_example_values() -> dict[str, str]:
     """`PROMPTLOGIC_X=value` lines of .env.example, commented out or not."""
-    pattern = re.compile(r"^#?\s*(PROMPTLOGIC_[A-Z0-9_]+)=(.*)$", re.MULTILINE)
+    pattern = re.compile(r"^#?\s*((?:PROMPTLOGIC|OPENAI)_[A-Z0-9_]+)=(.*)$", re.MULTILINE)
     return {name: value.strip() for name, value in pattern.findall(ENV_EXAMPLE.read_text())}
 
 
 def doc_table_defaults() -> dict[str, str]:
     """Variable -> default column of the settings table in docs/configuration.md."""
-    pattern = re.compile(r"^\|\s*`(PROMPTLOGIC_[A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|", re.MULTILINE)
+    pattern = re.compile(
+        r"^\|\s*`((?:PROMPTLOGIC|OPENAI)_[A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|", re.MULTILINE
+    )
     return {
         name: default.strip("`") for name, default in pattern.findall(CONFIGURATION_DOC.read_text())
     }

@@ -32,6 +32,9 @@ class TenantData:
     app_key: KeyFixture  # a live key that is not the one acting
     revoked_key: KeyFixture
     prompt: str  # a chat prompt whose version 1 is on `production`
+    provider: str  # a provider connection, with an API key
+    provider_key: str  # that connection's API key
+    model: str  # a model priced by this tenant only
 
 
 PROMPT_CONTENT = {
@@ -45,6 +48,8 @@ RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
     "name": lambda data: data.prompt,
     "number": lambda data: "1",
     "label": lambda data: "production",
+    "provider": lambda data: data.provider,
+    "model": lambda data: data.model,
 }
 
 # (method, path) -> a valid request body, for routes with a path parameter that take one.
@@ -54,7 +59,13 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/prompts/{name}/versions"): PROMPT_CONTENT,
     ("PUT", "/v1/prompts/{name}/labels/{label}"): {"version": 1, "expected_version": 1},
     ("POST", "/v1/prompts/{name}/render"): {"variables": {"customer": "Ada"}},
+    ("PATCH", "/v1/providers/{provider}"): {"timeout_seconds": 30},
+    ("PUT", "/v1/models/{model}"): {"input_per_million": 1, "output_per_million": 2},
 }
+
+# Routes that write the caller's own record under the name in the path (an upsert): with
+# another tenant's name they succeed on the caller's own record. Checked after the 404 walk.
+OWN_NAMESPACE: set[tuple[str, str]] = {("PUT", "/v1/models/{model}")}
 
 # (method, path) -> query parameters a route requires.
 QUERIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -86,7 +97,7 @@ def markers_of(data: TenantData) -> list[str]:
     found = [str(data.tenant.id), data.tenant.slug]
     for key in (data.admin, data.app_key, data.revoked_key):
         found += [str(key.key.id), key.key.prefix, key.key.name]
-    return [*found, data.prompt, "Secret logic"]
+    return [*found, data.prompt, "Secret logic", data.provider, data.provider_key, data.model]
 
 
 async def make_tenant_data(session, client, slug: str) -> TenantData:
@@ -106,7 +117,17 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
         json={"version": 1, "expected_version": None},
     )
     assert response.status_code == 200, response.text
-    return TenantData(tenant, admin, app_key, revoked, prompt)
+    provider, provider_key, model = f"{slug}-llm", f"sk-{slug}-0123456789abcdef", f"{slug}-model"
+    body = {"name": provider, "kind": "openai", "api_key": provider_key, "timeout_seconds": 30}
+    response = await client.post("/v1/providers", headers=admin.headers, json=body)
+    assert response.status_code == 201, response.text
+    response = await client.put(
+        f"/v1/models/{model}",
+        headers=admin.headers,
+        json={"input_per_million": 7, "output_per_million": 9},
+    )
+    assert response.status_code == 200, response.text
+    return TenantData(tenant, admin, app_key, revoked, prompt, provider, provider_key, model)
 
 
 @pytest.fixture
@@ -126,11 +147,19 @@ async def snapshot(session) -> dict[str, Any]:
         text("SELECT name, description, archived, latest_version FROM prompts")
     )
     labels = await session.execute(text("SELECT prompt_id, name, version FROM prompt_labels"))
+    providers = await session.execute(
+        text("SELECT id, kind, timeout_seconds, api_key_encrypted FROM provider_connections")
+    )
+    prices = await session.execute(
+        text("SELECT tenant_id, model, input_per_million, output_per_million FROM model_prices")
+    )
     return {
         "keys": sorted(map(tuple, keys)),
         "events": events,
         "prompts": sorted(map(tuple, prompts)),
         "labels": sorted(map(tuple, labels)),
+        "providers": sorted(map(tuple, providers)),
+        "prices": sorted(map(tuple, prices), key=repr),
     }
 
 
@@ -180,6 +209,8 @@ async def test_every_route_answers_404_for_another_tenants_record(
     before = await snapshot(session)
 
     for method, path, _ in routes:
+        if (method, path) in OWN_NAMESPACE:
+            continue
         response = await call(client, method, path, bravo, alpha.admin.headers)
         where = f"{method} {path} with tenant B's ids"
         assert_problem(response, 404, where=where)
@@ -188,6 +219,18 @@ async def test_every_route_answers_404_for_another_tenants_record(
                 assert marker not in response.text, f"{where} leaked {marker!r}"
 
     assert await snapshot(session) == before, "a refused request changed something"
+
+    bravo_rows = "SELECT * FROM model_prices WHERE tenant_id = :t"
+    bravo_prices = (await session.execute(text(bravo_rows), {"t": bravo.tenant.id})).all()
+    for method, path in sorted(OWN_NAMESPACE):
+        response = await call(client, method, path, bravo, alpha.admin.headers)
+        where = f"{method} {path} with tenant B's ids"
+        assert response.status_code < 400, f"{where}: {response.text}"
+        for marker in markers_of(bravo):
+            if marker not in response.request.url.path:
+                assert marker not in response.text, f"{where} leaked {marker!r}"
+    after = (await session.execute(text(bravo_rows), {"t": bravo.tenant.id})).all()
+    assert after == bravo_prices, "tenant B's prices changed"
     me = await client.get("/v1/me", headers=bravo.app_key.headers)
     assert me.status_code == 200, "tenant B's key stopped working"
 

@@ -19,6 +19,12 @@ from promptlogic.limits import BodySizeLimit
 from promptlogic.prompts.cache import PlanCache
 from promptlogic.prompts.router import router as prompts_router
 from promptlogic.prompts.service import PROMPT_TOPIC
+from promptlogic.providers.catalog import MODEL_PRICE_TOPIC, PriceBook
+from promptlogic.providers.clients import ProviderRegistry
+from promptlogic.providers.router import models_router
+from promptlogic.providers.router import router as providers_router
+from promptlogic.providers.secrets import SecretBox
+from promptlogic.providers.service import PROVIDER_TOPIC
 from promptlogic.rendering import Renderer
 from promptlogic.runtime import resolve_settings
 from promptlogic.settings import Settings
@@ -50,17 +56,28 @@ def create_app(settings: Settings) -> FastAPI:
             )
             plan_cache = PlanCache(is_live=live)
             renderer = Renderer(workers=settings.render_workers)
+            secret_box = SecretBox(settings.resolved_secret_key())
+            providers = ProviderRegistry(sessionmaker, secret_box, settings, is_live=live)
+            prices = PriceBook(sessionmaker, is_live=live)
             # Each change topic drops what it invalidates; a reconnect drops everything.
             listener.subscribe(API_KEY_TOPIC, authenticator.on_key_changed)
             listener.subscribe(PROMPT_TOPIC, plan_cache.on_prompt_changed)
             listener.on_reset(authenticator.cache.clear)
             listener.on_reset(plan_cache.clear)
+            listener.subscribe(PROVIDER_TOPIC, providers.on_provider_changed)
+            listener.subscribe(MODEL_PRICE_TOPIC, prices.on_price_changed)
+            listener.on_reset(providers.clear)
+            listener.on_reset(prices.clear)
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
             app.state.listener = listener
             app.state.authenticator = authenticator
             app.state.plan_cache = plan_cache
             app.state.renderer = renderer
+            app.state.secret_box = secret_box
+            app.state.providers = providers
+            app.state.prices = prices
+            resources.push_async_callback(providers.aclose)
             app.state.head_revision = head_revision()
             await renderer.start()
             resources.push_async_callback(renderer.close)
@@ -85,6 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tenancy_router)
     app.include_router(audit_router)
     app.include_router(prompts_router)
+    app.include_router(providers_router)
+    app.include_router(models_router)
     return app
 
 

@@ -17,7 +17,11 @@ class Settings(BaseSettings):
     """Service settings, read from `PROMPTLOGIC_*` variables (and a `.env` file if present)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PROMPTLOGIC_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="PROMPTLOGIC_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,  # fields with an un-prefixed alias can still be set by name
     )
 
     database_url: str | None = Field(
@@ -59,6 +63,17 @@ class Settings(BaseSettings):
         le=64,
         description="Sandboxed template worker processes per service worker (unset: one per CPU).",
     )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="OPENAI_API_KEY",
+        description="Fallback provider key (un-prefixed, as the openai SDK names it): used by "
+        "runs of a tenant without a provider connection of its own.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias="OPENAI_BASE_URL",
+        description="Base URL for the fallback provider (unset: https://api.openai.com/v1).",
+    )
     seed_demo: bool = Field(
         default=True, description="Seed the `demo` tenant on the embedded database's first start."
     )
@@ -72,6 +87,15 @@ class Settings(BaseSettings):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         if not value.startswith("postgresql+asyncpg://"):
             raise ValueError("must be a postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @field_validator("secret_key")

@@ -3,6 +3,7 @@
 from promptlogic.audit.models import AuditEvent
 from promptlogic.db.base import Base
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
+from promptlogic.providers.models import ModelPrice, ProviderConnection
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
 
 __all__ = [
@@ -11,9 +12,11 @@ __all__ = [
     "Base",
     "LabelMove",
     "Membership",
+    "ModelPrice",
     "Prompt",
     "PromptLabel",
     "PromptVersion",
+    "ProviderConnection",
     "Tenant",
     "User",
 ]

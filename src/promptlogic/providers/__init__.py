@@ -1,0 +1,1 @@
+"""Provider connections, the model catalog and prices, the client factory, the offline provider."""
