@@ -26,6 +26,7 @@ from promptlogic.errors import InvalidInput
 from promptlogic.providers.base import ChatProvider
 from promptlogic.providers.models import ProviderConnection
 from promptlogic.providers.offline import OfflineProvider
+from promptlogic.providers.openai_chat import OpenAIChatProvider
 from promptlogic.providers.secrets import SecretBox, SecretUnreadable
 from promptlogic.providers.service import secret_context
 from promptlogic.settings import Settings
@@ -136,10 +137,10 @@ class ProviderRegistry:
         return client
 
     def provider_for(self, connection: ResolvedConnection) -> ChatProvider:
-        """The `ChatProvider` to call. Real providers get an adapter with the runs work."""
+        """The `ChatProvider` to call: one attempt per call (wrap it in `reliability`)."""
         if connection.kind == "offline":
             return self._offline
-        raise NotImplementedError("calling real providers comes with the run path")
+        return OpenAIChatProvider.for_connection(self.client_for(connection), connection)
 
     def on_provider_changed(self, message: dict[str, Any]) -> None:
         """NOTIFY handler for `provider`: forget the tenant's resolutions and the client."""
