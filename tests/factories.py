@@ -5,11 +5,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.audit.service import OPERATOR
 from promptlogic.db.engine import commit
+from promptlogic.runs.service import RunRecord, write_runs
 from promptlogic.tenancy import service
 from promptlogic.tenancy.models import ApiKey, Tenant
 
@@ -49,3 +52,30 @@ async def make_key(
     )
     await commit(session)
     return KeyFixture(key=created.key, token=created.plaintext)
+
+
+async def make_run(session: AsyncSession, tenant: Tenant, **fields: Any) -> RunRecord:
+    """A succeeded run of `tenant`'s prompt `triage`, written directly (no recorder)."""
+    values: dict[str, Any] = {
+        "prompt": "triage",
+        "version": 1,
+        "label": "production",
+        "principal_type": "api_key",
+        "principal_name": "app",
+        "status": "succeeded",
+        "latency_ms": 12,
+        "inputs": {"ticket": "printer on fire"},
+        "messages": [{"role": "user", "content": "Triage: printer on fire"}],
+        "output": '{"priority": "high"}',
+        "parsed": {"priority": "high"},
+        "model": "gpt-4o-mini",
+        "provider": "offline",
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cost": Decimal("0.0000045"),
+        **fields,
+    }
+    record = RunRecord(tenant_id=tenant.id, **values)
+    await write_runs(session, [record])
+    await commit(session)
+    return record

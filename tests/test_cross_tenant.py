@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import text
 
 from promptlogic.tenancy.models import Tenant
-from tests.factories import KeyFixture, make_key, make_tenant
+from tests.factories import KeyFixture, make_key, make_run, make_tenant
 from tests.helpers import assert_problem
 
 
@@ -35,6 +35,8 @@ class TenantData:
     provider: str  # a provider connection, with an API key
     provider_key: str  # that connection's API key
     model: str  # a model priced by this tenant only
+    run_id: str  # a run record
+    end_user: str  # that run's end user
 
 
 PROMPT_CONTENT = {
@@ -50,6 +52,7 @@ RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
     "label": lambda data: "production",
     "provider": lambda data: data.provider,
     "model": lambda data: data.model,
+    "run_id": lambda data: data.run_id,
 }
 
 # (method, path) -> a valid request body, for routes with a path parameter that take one.
@@ -97,7 +100,16 @@ def markers_of(data: TenantData) -> list[str]:
     found = [str(data.tenant.id), data.tenant.slug]
     for key in (data.admin, data.app_key, data.revoked_key):
         found += [str(key.key.id), key.key.prefix, key.key.name]
-    return [*found, data.prompt, "Secret logic", data.provider, data.provider_key, data.model]
+    return [
+        *found,
+        data.prompt,
+        "Secret logic",
+        data.provider,
+        data.provider_key,
+        data.model,
+        data.run_id,
+        data.end_user,
+    ]
 
 
 async def make_tenant_data(session, client, slug: str) -> TenantData:
@@ -127,7 +139,20 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
         json={"input_per_million": 7, "output_per_million": 9},
     )
     assert response.status_code == 200, response.text
-    return TenantData(tenant, admin, app_key, revoked, prompt, provider, provider_key, model)
+    end_user = f"{slug}-customer"
+    run = await make_run(session, tenant, prompt=prompt, end_user=end_user)
+    return TenantData(
+        tenant,
+        admin,
+        app_key,
+        revoked,
+        prompt,
+        provider,
+        provider_key,
+        model,
+        str(run.id),
+        end_user,
+    )
 
 
 @pytest.fixture

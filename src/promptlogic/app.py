@@ -26,6 +26,8 @@ from promptlogic.providers.router import router as providers_router
 from promptlogic.providers.secrets import SecretBox
 from promptlogic.providers.service import PROVIDER_TOPIC
 from promptlogic.rendering import Renderer
+from promptlogic.runs.recorder import RunRecorder
+from promptlogic.runs.router import router as runs_router
 from promptlogic.runtime import resolve_settings
 from promptlogic.settings import Settings
 from promptlogic.tenancy.auth import API_KEY_TOPIC, ApiKeyGate, Authenticator
@@ -85,6 +87,16 @@ def create_app(settings: Settings) -> FastAPI:
             resources.push_async_callback(listener.stop)
             await usage.start()
             resources.push_async_callback(usage.stop)
+            # Stopped before the engine is disposed (the stack unwinds in reverse): the final
+            # flush of buffered run records still has a database to write to.
+            run_recorder = RunRecorder(
+                sessionmaker,
+                interval=settings.run_flush_seconds,
+                durable=settings.run_records == "durable",
+            )
+            app.state.run_recorder = run_recorder
+            await run_recorder.start()
+            resources.push_async_callback(run_recorder.stop)
             yield
 
     app = FastAPI(
@@ -104,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(prompts_router)
     app.include_router(providers_router)
     app.include_router(models_router)
+    app.include_router(runs_router)
     return app
 
 

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     usage_flush_seconds: float = Field(
         default=5.0, gt=0, description="How often last-used times of API keys are written."
     )
+    run_records: Literal["buffered", "durable"] = Field(
+        default="buffered",
+        description="`buffered`: run records are written in batches behind the response; a hard "
+        "kill loses those of the last flush interval (SIGTERM flushes them). `durable`: each "
+        "response waits for its record's group commit.",
+    )
+    run_flush_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often buffered run records are written."
+    )
     render_workers: int | None = Field(
         default=None,
         ge=1,

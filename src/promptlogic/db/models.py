@@ -4,6 +4,7 @@ from promptlogic.audit.models import AuditEvent
 from promptlogic.db.base import Base
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.providers.models import ModelPrice, ProviderConnection
+from promptlogic.runs.models import Run
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "PromptLabel",
     "PromptVersion",
     "ProviderConnection",
+    "Run",
     "Tenant",
     "User",
 ]

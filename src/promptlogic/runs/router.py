@@ -1,0 +1,60 @@
+"""Reading run records (read scope): thin wrappers over the service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from promptlogic.db.engine import SessionDep
+from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from promptlogic.prompts.schemas import LABEL_PATTERN, NAME_PATTERN
+from promptlogic.runs import service
+from promptlogic.runs.schemas import RunOut
+from promptlogic.runs.service import RunFilters
+from promptlogic.tenancy.auth import ReadPrincipal
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+Status = Literal["succeeded", "failed", "timed_out", "cancelled"]
+EndUser = Annotated[str | None, Query(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Time = Annotated[AwareDatetime | None, Query(description="ISO 8601 with a time zone.")]
+
+
+@router.get("")
+async def list_runs(
+    principal: ReadPrincipal,
+    session: SessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+    prompt: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    version: Annotated[int | None, Query(ge=1, lt=2**31)] = None,
+    label: Annotated[str | None, Query(pattern=LABEL_PATTERN)] = None,
+    status: Status | None = None,
+    end_user: EndUser = None,
+    created_after: Time = None,
+    created_before: Time = None,
+) -> Page[RunOut]:
+    """The tenant's runs, newest first; `created_after` is inclusive, `created_before` not."""
+    filters = RunFilters(
+        prompt=prompt,
+        version=version,
+        label=label,
+        status=status,
+        end_user=end_user,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    runs, next_cursor = await service.list_runs(
+        session, tenant_id=principal.tenant_id, filters=filters, limit=limit, cursor=cursor
+    )
+    return Page(items=[RunOut.of(run) for run in runs], next_cursor=next_cursor)
+
+
+@router.get("/{run_id}")
+async def get_run(run_id: uuid.UUID, principal: ReadPrincipal, session: SessionDep) -> RunOut:
+    """One run: inputs, rendered messages, output, usage, cost, latency and status."""
+    run = await service.get_run(session, tenant_id=principal.tenant_id, run_id=run_id)
+    return RunOut.of(run)
