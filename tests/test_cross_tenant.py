@@ -62,6 +62,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/prompts/{name}/versions"): PROMPT_CONTENT,
     ("PUT", "/v1/prompts/{name}/labels/{label}"): {"version": 1, "expected_version": 1},
     ("POST", "/v1/prompts/{name}/render"): {"variables": {"customer": "Ada"}},
+    ("POST", "/v1/prompts/{name}/run"): {"variables": {"customer": "Ada"}},
     ("PATCH", "/v1/providers/{provider}"): {"timeout_seconds": 30},
     ("PUT", "/v1/models/{model}"): {"input_per_million": 1, "output_per_million": 2},
 }

@@ -27,6 +27,7 @@ from promptlogic.providers.secrets import SecretBox
 from promptlogic.providers.service import PROVIDER_TOPIC
 from promptlogic.rendering import Renderer
 from promptlogic.runs.recorder import RunRecorder
+from promptlogic.runs.router import prompt_runs
 from promptlogic.runs.router import router as runs_router
 from promptlogic.runtime import resolve_settings
 from promptlogic.settings import Settings
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(providers_router)
     app.include_router(models_router)
     app.include_router(runs_router)
+    app.include_router(prompt_runs)
     return app
 
 

@@ -36,6 +36,8 @@ class RenderPlan:
     includes: tuple[tuple[str, str], ...]  # include reference → resolved template source
     input_schema: dict[str, Any]
     versions_used: tuple[VersionUsed, ...]
+    model: dict[str, Any]
+    response_format: dict[str, Any] | None
 
 
 class PlanCache:

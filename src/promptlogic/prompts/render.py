@@ -85,6 +85,8 @@ async def load_plan(
         includes=tuple(sorted(includes.items())),
         input_schema=version.input_schema or rendering.default_schema(variables),
         versions_used=tuple(dict.fromkeys(used)),
+        model=dict(version.model or {}),
+        response_format=version.response_format,
     )
 
 

@@ -46,7 +46,7 @@ class Run(TenantScoped, Base):
     version: Mapped[int | None] = mapped_column(Integer)
     label: Mapped[str | None] = mapped_column(String(100))
     arm: Mapped[str | None] = mapped_column(String(100))
-    versions_used: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    versions_used: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     principal_type: Mapped[str] = mapped_column(String(20), nullable=False)
     principal_id: Mapped[str | None] = mapped_column(String(64))
     principal_name: Mapped[str] = mapped_column(String(300), nullable=False)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import AwareDatetime
 
 from promptlogic.db.engine import SessionDep
+from promptlogic.errors import InvalidInput
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from promptlogic.prompts.render import selector_for
 from promptlogic.prompts.schemas import LABEL_PATTERN, NAME_PATTERN
 from promptlogic.runs import service
-from promptlogic.runs.schemas import RunOut
+from promptlogic.runs.pipeline import RunRequest, RunServices, execute_run
+from promptlogic.runs.schemas import RunOut, RunRequestBody, RunResult
 from promptlogic.runs.service import RunFilters
-from promptlogic.tenancy.auth import ReadPrincipal
+from promptlogic.tenancy.auth import ReadPrincipal, RunPrincipal
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -58,3 +61,55 @@ async def get_run(run_id: uuid.UUID, principal: ReadPrincipal, session: SessionD
     """One run: inputs, rendered messages, output, usage, cost, latency and status."""
     run = await service.get_run(session, tenant_id=principal.tenant_id, run_id=run_id)
     return RunOut.of(run)
+
+
+prompt_runs = APIRouter(prefix="/v1/prompts", tags=["runs"])
+
+
+@prompt_runs.post("/{name}/run")
+async def run_prompt(
+    name: Annotated[str, Path(pattern=NAME_PATTERN)],
+    body: RunRequestBody,
+    principal: RunPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> RunResult:
+    """Run a prompt: render it, call its model, check the output, record the run."""
+    if body.label is not None and body.version is not None:
+        raise InvalidInput.field("body.version", "give `label` or `version`, not both")
+    if body.stream:
+        raise InvalidInput.field("body.stream", "streaming runs are not available yet")
+    state = request.app.state
+    services = RunServices(
+        plans=state.plan_cache,
+        renderer=state.renderer,
+        providers=state.providers,
+        prices=state.prices,
+        recorder=state.run_recorder,
+    )
+    record = await execute_run(
+        session,
+        services,
+        principal,
+        RunRequest(
+            name=name,
+            selector=selector_for(body.label, body.version),
+            variables=body.variables,
+            end_user=body.end_user,
+            metadata=body.metadata,
+        ),
+    )
+    return RunResult(
+        id=record.id,
+        status=record.status,
+        output=record.output,
+        parsed=record.parsed,
+        model=record.model,
+        provider=record.provider,
+        version=record.version,
+        label=record.label,
+        versions_used=list(record.versions_used),
+        usage={"input_tokens": record.input_tokens, "output_tokens": record.output_tokens},
+        cost=record.cost,
+        latency_ms=record.latency_ms,
+    )

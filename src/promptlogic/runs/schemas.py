@@ -7,8 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
+from promptlogic.prompts.schemas import LABEL_PATTERN
 from promptlogic.runs.models import Run
 
 Cost = Annotated[
@@ -35,7 +36,7 @@ class RunOut(BaseModel):
     version: int | None
     label: str | None
     arm: str | None
-    versions_used: dict[str, Any]
+    versions_used: list[dict[str, Any]]
     principal: PrincipalOut
     end_user: str | None
     inputs: dict[str, Any]
@@ -81,3 +82,31 @@ class RunOut(BaseModel):
             metadata=run.meta,
             idempotency_key=run.idempotency_key,
         )
+
+
+class RunRequestBody(BaseModel):
+    """`POST /v1/prompts/{name}/run`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variables: dict[str, Any] = {}
+    label: Annotated[str, StringConstraints(pattern=LABEL_PATTERN)] | None = None
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    stream: bool = False
+    end_user: Annotated[str, StringConstraints(max_length=300)] | None = None
+    metadata: dict[str, Any] = {}
+
+
+class RunResult(BaseModel):
+    id: uuid.UUID
+    status: str
+    output: str | None
+    parsed: Any
+    model: str | None
+    provider: str | None
+    version: int | None
+    label: str | None
+    versions_used: list[dict[str, Any]]
+    usage: dict[str, int | None]
+    cost: Cost
+    latency_ms: int

@@ -40,7 +40,7 @@ class RunRecord:
     version: int | None = None
     label: str | None = None
     arm: str | None = None
-    versions_used: dict[str, Any] = field(default_factory=dict)
+    versions_used: list[dict[str, Any]] = field(default_factory=list)
     end_user: str | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     messages: list[Any] | None = None

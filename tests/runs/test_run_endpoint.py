@@ -1,0 +1,150 @@
+"""`POST /v1/prompts/{name}/run`: render, call the model, check the output, record the run."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+from promptlogic.demo_prompts import TRIAGE_RESPONSE_FORMAT
+from tests.factories import make_key
+from tests.fakes import Fail, Reply, Usage
+from tests.helpers import assert_names_field, assert_problem
+
+API_KEY = "sk-run-test-secret-0123456789"
+TICKET = {
+    "messages": [
+        {"role": "system", "content": "Triage for {{ company }}."},
+        {"role": "user", "content": "{{ ticket }}"},
+    ],
+    "model": {"name": "gpt-4o-mini", "temperature": 0},
+}
+
+
+@pytest.fixture
+async def runner(session, tenant):
+    return await make_key(session, tenant, ["run", "read"], name="checkout")
+
+
+async def make_prompt(client, admin, name="triage", **content):
+    body = {"name": name, "version": {**TICKET, **content}}
+    response = await client.post("/v1/prompts", headers=admin.headers, json=body)
+    assert response.status_code == 201, response.text
+    moved = await client.put(
+        f"/v1/prompts/{name}/labels/production",
+        headers=admin.headers,
+        json={"version": 1, "expected_version": None},
+    )
+    assert moved.status_code == 200, moved.text
+
+
+async def use_fake(client, admin, fake_openai):
+    response = await client.post(
+        "/v1/providers",
+        headers=admin.headers,
+        json={
+            "name": "fake",
+            "kind": "openai_compatible",
+            "base_url": fake_openai.base_url,
+            "api_key": API_KEY,
+            "is_default": True,
+        },
+    )
+    assert response.status_code == 201, response.text
+
+
+async def run(client, key, body, name="triage"):
+    return await client.post(f"/v1/prompts/{name}/run", headers=key.headers, json=body)
+
+
+async def stored(app, client, key, run_id):
+    await app.state.run_recorder.flush()
+    response = await client.get(f"/v1/runs/{run_id}", headers=key.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+VARIABLES = {"company": "Acme", "ticket": "Where is my parcel?"}
+
+
+async def test_an_offline_run_answers_json_that_satisfies_the_response_format(
+    app, client, admin, runner
+):
+    await make_prompt(client, admin, response_format=TRIAGE_RESPONSE_FORMAT)
+    response = await run(client, runner, {"variables": VARIABLES, "end_user": "u-1"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert body["provider"] == "offline"
+    jsonschema.validate(body["parsed"], TRIAGE_RESPONSE_FORMAT)
+    assert body["usage"]["input_tokens"] > 0
+    assert body["cost"] == 0
+    assert body["versions_used"] == [{"prompt": "triage", "version": 1}]
+    record = await stored(app, client, runner, body["id"])
+    assert record["status"] == "succeeded"
+    assert record["end_user"] == "u-1"
+    assert record["inputs"] == VARIABLES
+
+
+async def test_a_run_calls_the_tenants_provider_with_the_rendered_messages(
+    app, client, admin, runner, fake_openai
+):
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply("Your parcel is on its way.", usage=Usage(40, 8)))
+    response = await run(client, runner, {"variables": VARIABLES})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["output"] == "Your parcel is on its way."
+    assert body["provider"] == "fake"
+    assert body["usage"] == {"input_tokens": 40, "output_tokens": 8}
+    assert body["cost"] > 0
+    sent = fake_openai.last_request()
+    assert sent.body["model"] == "gpt-4o-mini"
+    assert sent.body["messages"] == [
+        {"role": "system", "content": "Triage for Acme."},
+        {"role": "user", "content": "Where is my parcel?"},
+    ]
+    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
+    assert fake_openai.call_count() == 1
+
+
+async def test_a_provider_that_keeps_failing_answers_502_and_the_failed_run_is_recorded(
+    app, client, admin, runner, fake_openai
+):
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Fail(500), Fail(500), Fail(500))
+    response = await run(client, runner, {"variables": VARIABLES})
+    body = assert_problem(response, 502)
+    assert API_KEY not in response.text
+    assert fake_openai.call_count() == 3
+    await app.state.run_recorder.flush()
+    listed = await client.get("/v1/runs", headers=runner.headers, params={"status": "failed"})
+    assert [r["prompt"] for r in listed.json()["items"]] == ["triage"]
+    assert body["detail"]
+
+
+async def test_output_that_breaks_the_response_format_fails_the_run_clearly(
+    client, admin, runner, fake_openai
+):
+    await make_prompt(client, admin, response_format=TRIAGE_RESPONSE_FORMAT)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply("not json at all"))
+    assert (
+        "not JSON"
+        in assert_problem(await run(client, runner, {"variables": VARIABLES}), 502)["detail"]
+    )
+    fake_openai.push(Reply({"category": "weather"}))
+    problem = assert_problem(await run(client, runner, {"variables": VARIABLES}), 502)
+    assert "does not satisfy the response format" in problem["detail"]
+
+
+async def test_run_needs_run_scope_and_valid_input(client, session, tenant, admin, runner):
+    await make_prompt(client, admin)
+    reader = await make_key(session, tenant, ["read", "write"])
+    assert_problem(await run(client, reader, {"variables": VARIABLES}), 403)
+    missing = await run(client, runner, {"variables": {"company": "Acme"}})
+    assert_names_field(assert_problem(missing, 422), "variables.ticket")
+    both = await run(client, runner, {"variables": VARIABLES, "label": "production", "version": 1})
+    assert_problem(both, 422)
+    assert_problem(await run(client, runner, {"variables": VARIABLES}, name="ghost"), 404)
