@@ -81,11 +81,11 @@ def _print_banner(settings: Settings, host: str, port: int, credentials: Any) ->
             f"  Demo login: {credentials.email} / {credentials.password}",
             f"  API key:    {credentials.api_key}",
             f'  Try it:     curl -H "Authorization: Bearer {credentials.api_key}" {url}/v1/me',
-            "  Render the demo prompt:",
+            "  Render the demo prompt, or run it (on the offline provider until you add one):",
             f'    curl -H "Authorization: Bearer {credentials.api_key}" '
             f"-H 'Content-Type: application/json' \\\n"
             f"      -d '{json.dumps({'variables': EXAMPLE_VARIABLES})}' \\\n"
-            f"      {url}/v1/prompts/support-triage/render",
+            f"      {url}/v1/prompts/support-triage/render    # or …/run",
         ]
     lines.append("")
     typer.echo("\n".join(lines))
