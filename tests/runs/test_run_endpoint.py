@@ -148,3 +148,62 @@ async def test_run_needs_run_scope_and_valid_input(client, session, tenant, admi
     both = await run(client, runner, {"variables": VARIABLES, "label": "production", "version": 1})
     assert_problem(both, 422)
     assert_problem(await run(client, runner, {"variables": VARIABLES}, name="ghost"), 404)
+
+
+def events_of(text: str) -> list[tuple[str, dict]]:
+    import json
+
+    found = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+async def test_a_streamed_run_sends_deltas_then_one_done_event_and_is_recorded(
+    app, client, admin, runner, fake_openai
+):
+    from tests.fakes import Stream
+
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Stream(["Your ", "parcel ", "is coming."], usage=Usage(30, 5)))
+    response = await run(client, runner, {"variables": VARIABLES, "stream": True})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = events_of(response.text)
+    deltas = [data["text"] for name, data in events if name == "delta"]
+    assert "".join(deltas) == "Your parcel is coming."
+    name, done = events[-1]
+    assert name == "done"
+    assert done["output"] == "Your parcel is coming."
+    assert done["usage"] == {"input_tokens": 30, "output_tokens": 5}
+    record = await stored(app, client, runner, done["id"])
+    assert record["status"] == "succeeded"
+    assert record["time_to_first_token_ms"] is not None
+
+
+async def test_a_stream_that_breaks_mid_way_ends_with_an_error_event_and_a_failed_run(
+    app, client, admin, runner, fake_openai
+):
+    from tests.fakes import Stream
+
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Stream(["Your ", "parcel ", "is coming."], break_after=1))
+    response = await run(client, runner, {"variables": VARIABLES, "stream": True})
+    events = events_of(response.text)
+    assert events[0] == ("delta", {"text": "Your "})
+    name, error = events[-1]
+    assert name == "error"
+    assert error["status"] == 502
+    assert API_KEY not in response.text
+    record = await stored(app, client, runner, error["id"])
+    assert record["status"] == "failed"
+    assert fake_openai.call_count() == 1  # no retry once text was sent
+
+
+async def test_a_streamed_run_with_bad_input_is_an_ordinary_422(client, admin, runner):
+    await make_prompt(client, admin)
+    response = await run(client, runner, {"variables": {}, "stream": True})
+    assert_names_field(assert_problem(response, 422), "variables.company")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptlogic.errors import Problem
 from promptlogic.prompts.cache import PlanCache, Selector
 from promptlogic.prompts.render import render_prompt
-from promptlogic.providers.base import Completion, json_schema_of
+from promptlogic.providers.base import ChatProvider, Completion, Delta, json_schema_of
 from promptlogic.providers.catalog import PriceBook
 from promptlogic.providers.clients import ProviderRegistry
 from promptlogic.providers.reliability import ProviderFailed, reliable
@@ -54,10 +55,23 @@ class RunRequest:
     metadata: dict[str, Any]
 
 
-async def execute_run(
+@dataclass
+class PreparedRun:
+    """A run rendered and bound to its provider, ready to call the model."""
+
+    record: RunRecord
+    messages: list[dict[str, str]]
+    model: dict[str, Any]
+    response_format: dict[str, Any] | None
+    provider: ChatProvider
+    started: float
+
+
+async def prepare_run(
     session: AsyncSession, services: RunServices, principal: Principal, request: RunRequest
-) -> RunRecord:
-    """Run a prompt once and return its record (already handed to the recorder)."""
+) -> PreparedRun:
+    """Everything before the model call; its errors (bad input, unknown prompt) are answered
+    before any response starts and are not runs."""
     started = time.perf_counter()
     record = RunRecord(
         tenant_id=principal.tenant_id,
@@ -85,31 +99,106 @@ async def execute_run(
     record.version = plan.version
     record.versions_used = [{"prompt": u.prompt, "version": u.version} for u in plan.versions_used]
     record.messages = rendered.messages
+    connection = await services.providers.resolve_connection(
+        principal.tenant_id, plan.model.get("provider")
+    )
+    record.provider = connection.kind if connection.kind == "offline" else connection.name
+    provider = reliable(services.providers.provider_for(connection), connection)
+    return PreparedRun(
+        record, rendered.messages, plan.model, plan.response_format, provider, started
+    )
+
+
+async def execute_run(
+    session: AsyncSession, services: RunServices, principal: Principal, request: RunRequest
+) -> RunRecord:
+    """Run a prompt once and return its record (already handed to the recorder)."""
+    run = await prepare_run(session, services, principal, request)
     try:
-        connection = await services.providers.resolve_connection(
-            principal.tenant_id, plan.model.get("provider")
-        )
-        provider = reliable(services.providers.provider_for(connection), connection)
-        completion = await provider.complete(rendered.messages, plan.model, plan.response_format)
-        record.provider = connection.kind if connection.kind == "offline" else connection.name
-        _take_completion(record, completion)
-        record.cost = await _cost(services.prices, principal.tenant_id, completion)
-        with sharing(principal.tenant_id):
-            record.parsed = await _parsed_output(
-                services.renderer, plan.response_format, completion
-            )
-        record.status = "succeeded"
-        return record
-    except ProviderFailed as failure:
-        record.status = "timed_out" if failure.status == 504 else "failed"
-        record.error = {"type": failure.slug, "detail": failure.detail}
-        raise
-    except OutputInvalid as invalid:
-        record.error = {"type": invalid.slug, "detail": invalid.detail}
+        completion = await run.provider.complete(run.messages, run.model, run.response_format)
+        await _finish(services, principal, run, completion)
+        return run.record
+    except (ProviderFailed, OutputInvalid) as problem:
+        _fail(run.record, problem)
         raise
     finally:
-        record.latency_ms = round((time.perf_counter() - started) * 1000)
-        await services.recorder.persist(record)
+        await _persist(services, run)
+
+
+async def stream_run(
+    services: RunServices, principal: Principal, run: PreparedRun
+) -> AsyncIterator[str]:
+    """Server-Sent Events: `delta` events as text arrives, then one `done` event with the
+    run's id, usage, cost and parsed output, or one `error` event. Recorded either way."""
+    try:
+        async for item in run.provider.stream(run.messages, run.model, run.response_format):
+            if isinstance(item, Delta):
+                if run.record.time_to_first_token_ms is None:
+                    run.record.time_to_first_token_ms = _elapsed_ms(run)
+                yield _event("delta", {"text": item.text})
+            else:
+                await _finish(services, principal, run, item)
+        yield _event("done", result_of(run.record, _elapsed_ms(run)))
+    except (ProviderFailed, OutputInvalid) as problem:
+        _fail(run.record, problem)
+        yield _event(
+            "error",
+            {
+                "id": str(run.record.id),
+                "status": problem.status,
+                "type": problem.slug,
+                "detail": problem.detail,
+            },
+        )
+    finally:
+        await _persist(services, run)
+
+
+def result_of(record: RunRecord, latency_ms: int | None = None) -> dict[str, Any]:
+    """The answer to a run, as the API returns it (and as the stream's `done` event)."""
+    return {
+        "id": str(record.id),
+        "status": record.status,
+        "output": record.output,
+        "parsed": record.parsed,
+        "model": record.model,
+        "provider": record.provider,
+        "version": record.version,
+        "label": record.label,
+        "versions_used": list(record.versions_used),
+        "usage": {"input_tokens": record.input_tokens, "output_tokens": record.output_tokens},
+        "cost": None if record.cost is None else float(record.cost),
+        "latency_ms": record.latency_ms if latency_ms is None else latency_ms,
+    }
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _elapsed_ms(run: PreparedRun) -> int:
+    return round((time.perf_counter() - run.started) * 1000)
+
+
+async def _finish(
+    services: RunServices, principal: Principal, run: PreparedRun, completion: Completion
+) -> None:
+    record = run.record
+    _take_completion(record, completion)
+    record.cost = await _cost(services.prices, principal.tenant_id, completion)
+    with sharing(principal.tenant_id):
+        record.parsed = await _parsed_output(services.renderer, run.response_format, completion)
+    record.status = "succeeded"
+
+
+def _fail(record: RunRecord, problem: Problem) -> None:
+    record.status = "timed_out" if problem.status == 504 else "failed"
+    record.error = {"type": problem.slug, "detail": problem.detail}
+
+
+async def _persist(services: RunServices, run: PreparedRun) -> None:
+    run.record.latency_ms = _elapsed_ms(run)
+    await services.recorder.persist(run.record)
 
 
 def _take_completion(record: RunRecord, completion: Completion) -> None:

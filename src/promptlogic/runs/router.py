@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from promptlogic.db.engine import SessionDep
@@ -14,7 +15,14 @@ from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.prompts.render import selector_for
 from promptlogic.prompts.schemas import LABEL_PATTERN, NAME_PATTERN
 from promptlogic.runs import service
-from promptlogic.runs.pipeline import RunRequest, RunServices, execute_run
+from promptlogic.runs.pipeline import (
+    RunRequest,
+    RunServices,
+    execute_run,
+    prepare_run,
+    result_of,
+    stream_run,
+)
 from promptlogic.runs.schemas import RunOut, RunRequestBody, RunResult
 from promptlogic.runs.service import RunFilters
 from promptlogic.tenancy.auth import ReadPrincipal, RunPrincipal
@@ -66,19 +74,18 @@ async def get_run(run_id: uuid.UUID, principal: ReadPrincipal, session: SessionD
 prompt_runs = APIRouter(prefix="/v1/prompts", tags=["runs"])
 
 
-@prompt_runs.post("/{name}/run")
+@prompt_runs.post("/{name}/run", response_model=RunResult)
 async def run_prompt(
     name: Annotated[str, Path(pattern=NAME_PATTERN)],
     body: RunRequestBody,
     principal: RunPrincipal,
     session: SessionDep,
     request: Request,
-) -> RunResult:
-    """Run a prompt: render it, call its model, check the output, record the run."""
+) -> RunResult | StreamingResponse:
+    """Run a prompt: render it, call its model, check the output, record the run. With
+    `"stream": true`, Server-Sent Events: `delta`s, then `done` (or `error`)."""
     if body.label is not None and body.version is not None:
         raise InvalidInput.field("body.version", "give `label` or `version`, not both")
-    if body.stream:
-        raise InvalidInput.field("body.stream", "streaming runs are not available yet")
     state = request.app.state
     services = RunServices(
         plans=state.plan_cache,
@@ -87,29 +94,19 @@ async def run_prompt(
         prices=state.prices,
         recorder=state.run_recorder,
     )
-    record = await execute_run(
-        session,
-        services,
-        principal,
-        RunRequest(
-            name=name,
-            selector=selector_for(body.label, body.version),
-            variables=body.variables,
-            end_user=body.end_user,
-            metadata=body.metadata,
-        ),
+    run_request = RunRequest(
+        name=name,
+        selector=selector_for(body.label, body.version),
+        variables=body.variables,
+        end_user=body.end_user,
+        metadata=body.metadata,
     )
-    return RunResult(
-        id=record.id,
-        status=record.status,
-        output=record.output,
-        parsed=record.parsed,
-        model=record.model,
-        provider=record.provider,
-        version=record.version,
-        label=record.label,
-        versions_used=list(record.versions_used),
-        usage={"input_tokens": record.input_tokens, "output_tokens": record.output_tokens},
-        cost=record.cost,
-        latency_ms=record.latency_ms,
-    )
+    if body.stream:
+        prepared = await prepare_run(session, services, principal, run_request)
+        return StreamingResponse(
+            stream_run(services, principal, prepared),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+    record = await execute_run(session, services, principal, run_request)
+    return RunResult.model_validate(result_of(record))
