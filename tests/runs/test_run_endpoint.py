@@ -207,3 +207,70 @@ async def test_a_streamed_run_with_bad_input_is_an_ordinary_422(client, admin, r
     await make_prompt(client, admin)
     response = await run(client, runner, {"variables": {}, "stream": True})
     assert_names_field(assert_problem(response, 422), "variables.company")
+
+
+async def test_a_repeated_idempotency_key_replays_the_answer_without_a_second_call(
+    client, admin, runner, fake_openai
+):
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply("first answer"))
+    headers = {**runner.headers, "Idempotency-Key": "order-1042"}
+    body = {"variables": VARIABLES}
+    first = await client.post("/v1/prompts/triage/run", headers=headers, json=body)
+    second = await client.post("/v1/prompts/triage/run", headers=headers, json=body)
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert fake_openai.call_count() == 1
+    other = await client.post(
+        "/v1/prompts/triage/run",
+        headers=headers,
+        json={"variables": {**VARIABLES, "ticket": "other"}},
+    )
+    assert_names_field(assert_problem(other, 422), "header.Idempotency-Key")
+
+
+async def test_the_same_key_while_the_first_run_is_running_is_a_409(
+    app, admin, runner, fake_openai, client
+):
+    import asyncio
+
+    from tests.conftest import client_for
+
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply("slow", delay=1.0))
+    headers = {**runner.headers, "Idempotency-Key": "slow-1"}
+
+    async def attempt():
+        async with client_for(app) as http:
+            return await http.post(
+                "/v1/prompts/triage/run", headers=headers, json={"variables": VARIABLES}
+            )
+
+    first = asyncio.create_task(attempt())
+    for _ in range(200):  # the model call has begun, so the key is claimed
+        if fake_openai.call_count() == 1:
+            break
+        await asyncio.sleep(0.01)
+    second = await attempt()
+    assert_problem(second, 409)
+    assert (await first).status_code == 200
+    assert fake_openai.call_count() == 1
+
+
+async def test_a_failed_run_releases_its_key_for_a_retry(client, admin, runner, fake_openai):
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Fail(400))
+    headers = {**runner.headers, "Idempotency-Key": "retry-me"}
+    failed = await client.post(
+        "/v1/prompts/triage/run", headers=headers, json={"variables": VARIABLES}
+    )
+    assert_problem(failed, 502)
+    fake_openai.push(Reply("second try"))
+    retried = await client.post(
+        "/v1/prompts/triage/run", headers=headers, json={"variables": VARIABLES}
+    )
+    assert retried.json()["output"] == "second try"

@@ -4,13 +4,14 @@ from promptlogic.audit.models import AuditEvent
 from promptlogic.db.base import Base
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.providers.models import ModelPrice, ProviderConnection
-from promptlogic.runs.models import Run
+from promptlogic.runs.models import IdempotencyKey, Run
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
 
 __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "IdempotencyKey",
     "LabelMove",
     "Membership",
     "ModelPrice",

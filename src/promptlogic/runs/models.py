@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     Numeric,
@@ -67,3 +68,17 @@ class Run(TenantScoped, Base):
     # `metadata` is taken on declarative classes; the column keeps the API's name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+
+
+class IdempotencyKey(Base):
+    """A claimed Idempotency-Key and, once answered, the response to replay."""
+
+    __tablename__ = "run_idempotency_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

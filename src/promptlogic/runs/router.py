@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 
 from promptlogic.db.engine import SessionDep
@@ -14,7 +14,7 @@ from promptlogic.errors import InvalidInput
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.prompts.render import selector_for
 from promptlogic.prompts.schemas import LABEL_PATTERN, NAME_PATTERN
-from promptlogic.runs import service
+from promptlogic.runs import idempotency, service
 from promptlogic.runs.pipeline import (
     RunRequest,
     RunServices,
@@ -81,7 +81,8 @@ async def run_prompt(
     principal: RunPrincipal,
     session: SessionDep,
     request: Request,
-) -> RunResult | StreamingResponse:
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> RunResult | StreamingResponse | JSONResponse:
     """Run a prompt: render it, call its model, check the output, record the run. With
     `"stream": true`, Server-Sent Events: `delta`s, then `done` (or `error`)."""
     if body.label is not None and body.version is not None:
@@ -102,11 +103,31 @@ async def run_prompt(
         metadata=body.metadata,
     )
     if body.stream:
+        if idempotency_key is not None:
+            raise InvalidInput.field(
+                "header.Idempotency-Key", "a streamed run cannot be replayed; retry it without"
+            )
         prepared = await prepare_run(session, services, principal, run_request)
         return StreamingResponse(
             stream_run(services, principal, prepared),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
-    record = await execute_run(session, services, principal, run_request)
-    return RunResult.model_validate(result_of(record))
+    if idempotency_key is None:
+        record = await execute_run(session, services, principal, run_request)
+        return RunResult.model_validate(result_of(record))
+    key = idempotency.checked_key(idempotency_key)
+    claimed = {"sessionmaker": state.sessionmaker, "tenant_id": principal.tenant_id, "key": key}
+    replay = await idempotency.claim(
+        **claimed, request_hash=idempotency.fingerprint(name, body.model_dump(mode="json"))
+    )
+    if replay is not None:
+        return JSONResponse(replay, headers={"Idempotent-Replayed": "true"})
+    try:
+        record = await execute_run(session, services, principal, run_request)
+    except BaseException:
+        await idempotency.complete(**claimed, response=None)  # a failed run may be retried
+        raise
+    result = result_of(record)
+    await idempotency.complete(**claimed, response=result)
+    return RunResult.model_validate(result)

@@ -1,0 +1,96 @@
+"""Idempotency-Key for runs: a retried request gets the first answer, never a second model call.
+
+The key is claimed in its own committed transaction before the model is called, so a second
+request with the same key, on any worker, sees it at once: the same body while the first is
+running is a 409, a different body a 422, and once the first has answered, its response is
+replayed. Keys are kept for 24 hours. Streamed runs are not replayed (their answer was a stream).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from promptlogic.errors import Conflict, InvalidInput
+from promptlogic.runs.models import IdempotencyKey
+
+WINDOW = timedelta(hours=24)
+MAX_KEY_LENGTH = 200
+
+
+def fingerprint(path: str, body: Any) -> str:
+    """What makes two requests the same request."""
+    canonical = json.dumps({"path": path, "body": body}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def checked_key(key: str) -> str:
+    key = key.strip()
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput.field(
+            "header.Idempotency-Key", f"must be 1-{MAX_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+async def claim(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    tenant_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+) -> dict[str, Any] | None:
+    """Claim `key` for this request; return the stored response when it was already answered."""
+    now = datetime.now(UTC)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.tenant_id == tenant_id,
+                IdempotencyKey.key == key,
+                IdempotencyKey.created_at < now - WINDOW,
+            )
+        )
+        inserted = await session.scalar(
+            insert(IdempotencyKey)
+            .values(tenant_id=tenant_id, key=key, request_hash=request_hash, created_at=now)
+            .on_conflict_do_nothing()
+            .returning(IdempotencyKey.key)
+        )
+        if inserted is not None:
+            return None
+        existing = await session.scalar(
+            select(IdempotencyKey).where(
+                IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == key
+            )
+        )
+    assert existing is not None
+    if existing.request_hash != request_hash:
+        raise InvalidInput.field(
+            "header.Idempotency-Key", "was already used with a different request body"
+        )
+    if existing.response is None:
+        raise Conflict("A request with this Idempotency-Key is still running; retry later.")
+    return existing.response
+
+
+async def complete(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    tenant_id: uuid.UUID,
+    key: str,
+    response: dict[str, Any] | None,
+) -> None:
+    """Store the answer for replay, or (None) release the key so the request can be retried."""
+    async with sessionmaker() as session, session.begin():
+        where = (IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == key)
+        if response is None:
+            await session.execute(delete(IdempotencyKey).where(*where))
+        else:
+            await session.execute(update(IdempotencyKey).where(*where).values(response=response))
