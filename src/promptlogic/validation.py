@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+"""For query parameters that are names or filters: no control characters (nor NUL)."""
+
 UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 """NUL (Postgres text cannot hold it) and lone UTF-16 surrogates (UTF-8 cannot encode them)."""
 

@@ -11,10 +11,11 @@ from promptlogic.audit.schemas import AuditEventOut
 from promptlogic.db.engine import SessionDep
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.tenancy.auth import AdminPrincipal
+from promptlogic.validation import SINGLE_LINE_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
-Filter = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Filter = Annotated[str | None, Query(max_length=200, pattern=SINGLE_LINE_PATTERN)]
 
 
 @router.get("/audit")

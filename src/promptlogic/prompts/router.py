@@ -34,6 +34,7 @@ from promptlogic.prompts.schemas import (
 )
 from promptlogic.tenancy.auth import ReadPrincipal, RunPrincipal, WritePrincipal
 from promptlogic.tenancy.roles import Scope
+from promptlogic.validation import SINGLE_LINE_PATTERN
 
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
 
@@ -115,7 +116,7 @@ async def list_prompts(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
     kind: Kind | None = None,
-    q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=SINGLE_LINE_PATTERN)] = None,
     include_archived: bool = False,
 ) -> Page[PromptOut]:
     """The tenant's prompts by name, with their labels and latest version number."""

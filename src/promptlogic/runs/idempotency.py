@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,57 +41,57 @@ def checked_key(key: str) -> str:
     return key
 
 
-async def claim(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    tenant_id: uuid.UUID,
-    key: str,
-    request_hash: str,
-) -> dict[str, Any] | None:
-    """Claim `key` for this request; return the stored response when it was already answered."""
-    now = datetime.now(UTC)
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.tenant_id == tenant_id,
-                IdempotencyKey.key == key,
-                IdempotencyKey.created_at < now - WINDOW,
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One tenant's Idempotency-Key, taken for one request."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    tenant_id: uuid.UUID
+    key: str
+
+    async def take(self, request_hash: str) -> dict[str, Any] | None:
+        """Claim the key; return the stored response when it was already answered."""
+        now = datetime.now(UTC)
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(delete(IdempotencyKey).where(*self._row(), _expired(now)))
+            inserted = await session.scalar(
+                insert(IdempotencyKey)
+                .values(
+                    tenant_id=self.tenant_id,
+                    key=self.key,
+                    request_hash=request_hash,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(IdempotencyKey.key)
             )
-        )
-        inserted = await session.scalar(
-            insert(IdempotencyKey)
-            .values(tenant_id=tenant_id, key=key, request_hash=request_hash, created_at=now)
-            .on_conflict_do_nothing()
-            .returning(IdempotencyKey.key)
-        )
-        if inserted is not None:
-            return None
-        existing = await session.scalar(
-            select(IdempotencyKey).where(
-                IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == key
+            if inserted is not None:
+                return None
+            existing = await session.scalar(select(IdempotencyKey).where(*self._row()))
+        assert existing is not None
+        if existing.request_hash != request_hash:
+            raise InvalidInput.field(
+                "header.Idempotency-Key", "was already used with a different request body"
             )
-        )
-    assert existing is not None
-    if existing.request_hash != request_hash:
-        raise InvalidInput.field(
-            "header.Idempotency-Key", "was already used with a different request body"
-        )
-    if existing.response is None:
-        raise Conflict("A request with this Idempotency-Key is still running; retry later.")
-    return existing.response
+        if existing.response is None:
+            raise Conflict("A request with this Idempotency-Key is still running; retry later.")
+        return existing.response
+
+    async def store(self, response: dict[str, Any]) -> None:
+        """Keep the answer, to replay it for a repeat of the request."""
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(IdempotencyKey).where(*self._row()).values(response=response)
+            )
+
+    async def release(self) -> None:
+        """Give the key back: a request that failed may be retried with it."""
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(delete(IdempotencyKey).where(*self._row()))
+
+    def _row(self) -> tuple[Any, ...]:
+        return (IdempotencyKey.tenant_id == self.tenant_id, IdempotencyKey.key == self.key)
 
 
-async def complete(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    tenant_id: uuid.UUID,
-    key: str,
-    response: dict[str, Any] | None,
-) -> None:
-    """Store the answer for replay, or (None) release the key so the request can be retried."""
-    async with sessionmaker() as session, session.begin():
-        where = (IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == key)
-        if response is None:
-            await session.execute(delete(IdempotencyKey).where(*where))
-        else:
-            await session.execute(update(IdempotencyKey).where(*where).values(response=response))
+def _expired(now: datetime) -> Any:
+    return IdempotencyKey.created_at < now - WINDOW

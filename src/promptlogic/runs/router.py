@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Literal
 
@@ -26,11 +27,12 @@ from promptlogic.runs.pipeline import (
 from promptlogic.runs.schemas import RunOut, RunRequestBody, RunResult
 from promptlogic.runs.service import RunFilters
 from promptlogic.tenancy.auth import ReadPrincipal, RunPrincipal
+from promptlogic.validation import SINGLE_LINE_PATTERN
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 Status = Literal["succeeded", "failed", "timed_out", "cancelled"]
-EndUser = Annotated[str | None, Query(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")]
+EndUser = Annotated[str | None, Query(max_length=300, pattern=SINGLE_LINE_PATTERN)]
 Time = Annotated[AwareDatetime | None, Query(description="ISO 8601 with a time zone.")]
 
 
@@ -116,18 +118,18 @@ async def run_prompt(
     if idempotency_key is None:
         record = await execute_run(session, services, principal, run_request)
         return RunResult.model_validate(result_of(record))
-    key = idempotency.checked_key(idempotency_key)
-    claimed = {"sessionmaker": state.sessionmaker, "tenant_id": principal.tenant_id, "key": key}
-    replay = await idempotency.claim(
-        **claimed, request_hash=idempotency.fingerprint(name, body.model_dump(mode="json"))
+    claim = idempotency.Claim(
+        state.sessionmaker, principal.tenant_id, idempotency.checked_key(idempotency_key)
     )
+    replay = await claim.take(idempotency.fingerprint(name, body.model_dump(mode="json")))
     if replay is not None:
         return JSONResponse(replay, headers={"Idempotent-Replayed": "true"})
     try:
         record = await execute_run(session, services, principal, run_request)
     except BaseException:
-        await idempotency.complete(**claimed, response=None)  # a failed run may be retried
+        # A failed run may be retried; shielded so a client hanging up still frees the key.
+        await asyncio.shield(claim.release())
         raise
     result = result_of(record)
-    await idempotency.complete(**claimed, response=result)
+    await claim.store(result)
     return RunResult.model_validate(result)
