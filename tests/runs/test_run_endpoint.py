@@ -274,3 +274,33 @@ async def test_a_failed_run_releases_its_key_for_a_retry(client, admin, runner, 
         "/v1/prompts/triage/run", headers=headers, json={"variables": VARIABLES}
     )
     assert retried.json()["output"] == "second try"
+
+
+async def test_idempotency_keys_belong_to_one_tenant_and_must_be_printable(
+    client, session, admin, runner
+):
+    from tests.factories import make_tenant
+
+    await make_prompt(client, admin)
+    headers = {**runner.headers, "Idempotency-Key": "shared-key"}
+    mine = await client.post(
+        "/v1/prompts/triage/run", headers=headers, json={"variables": VARIABLES}
+    )
+    assert mine.status_code == 200, mine.text
+    other_tenant = await make_tenant(session, "other")
+    other_admin = await make_key(session, other_tenant, ["admin"])
+    await make_prompt(client, other_admin)
+    theirs = await client.post(
+        "/v1/prompts/triage/run",
+        headers={**other_admin.headers, "Idempotency-Key": "shared-key"},
+        json={"variables": VARIABLES},
+    )
+    assert theirs.status_code == 200, theirs.text
+    assert "idempotent-replayed" not in theirs.headers
+    assert theirs.json()["id"] != mine.json()["id"]
+    bad = await client.post(
+        "/v1/prompts/triage/run",
+        headers={**runner.headers, "Idempotency-Key": "  "},
+        json={"variables": VARIABLES},
+    )
+    assert_names_field(assert_problem(bad, 422), "header.Idempotency-Key")
