@@ -94,6 +94,7 @@ async def test_a_version_is_immutable_and_readable_by_number(client, writer):
         "fallbacks": [],
         "provider": None,
         "max_tokens": None,
+        "repair": False,
     }
     missing = await client.get("/v1/prompts/triage/versions/9", headers=writer.headers)
     assert_problem(missing, 404)

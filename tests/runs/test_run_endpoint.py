@@ -139,6 +139,88 @@ async def test_output_that_breaks_the_response_format_fails_the_run_clearly(
     assert "does not satisfy the response format" in problem["detail"]
 
 
+GOOD_TRIAGE = {
+    "category": "shipping",
+    "priority": "normal",
+    "needs_human": False,
+    "summary": "Parcel is late.",
+}
+
+
+async def test_a_repair_attempt_asks_once_with_the_problem_and_adds_up_usage(
+    app, client, admin, runner, fake_openai
+):
+    await make_prompt(
+        client,
+        admin,
+        response_format=TRIAGE_RESPONSE_FORMAT,
+        model={"name": "gpt-4o-mini", "repair": True},
+    )
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply({"category": "weather"}, usage=Usage(100, 10)))
+    fake_openai.push(Reply(GOOD_TRIAGE, usage=Usage(130, 20)))
+    response = await run(client, runner, {"variables": VARIABLES})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["parsed"] == GOOD_TRIAGE
+    assert body["repaired"] is True
+    assert body["usage"] == {"input_tokens": 230, "output_tokens": 30}
+    assert fake_openai.call_count() == 2
+    repair = fake_openai.last_request().body["messages"]
+    assert repair[-2] == {"role": "assistant", "content": '{"category": "weather"}'}
+    assert "does not satisfy the response format" in repair[-1]["content"]
+    assert "repair" not in fake_openai.last_request().body  # ours, not the provider's
+    record = await stored(app, client, runner, body["id"])
+    assert record["repaired"] is True
+    assert record["usage"] == {"input_tokens": 230, "output_tokens": 30}
+
+
+async def test_a_failed_repair_fails_the_run_after_exactly_two_calls(
+    app, client, admin, runner, fake_openai
+):
+    await make_prompt(
+        client,
+        admin,
+        response_format=TRIAGE_RESPONSE_FORMAT,
+        model={"name": "gpt-4o-mini", "repair": True},
+    )
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply("not json"), Reply({"category": "still wrong"}))
+    problem = assert_problem(await run(client, runner, {"variables": VARIABLES}), 502)
+    assert "does not satisfy the response format" in problem["detail"]
+    assert fake_openai.call_count() == 2
+
+
+async def test_without_repair_an_invalid_output_costs_one_call(client, admin, runner, fake_openai):
+    await make_prompt(client, admin, response_format=TRIAGE_RESPONSE_FORMAT)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply({"category": "weather"}), Reply(GOOD_TRIAGE))
+    assert_problem(await run(client, runner, {"variables": VARIABLES}), 502)
+    assert fake_openai.call_count() == 1
+
+
+async def test_a_streamed_run_is_repaired_after_a_repair_event(
+    app, client, admin, runner, fake_openai
+):
+    await make_prompt(
+        client,
+        admin,
+        response_format=TRIAGE_RESPONSE_FORMAT,
+        model={"name": "gpt-4o-mini", "repair": True},
+    )
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply("oops"), Reply(GOOD_TRIAGE))
+    response = await run(client, runner, {"variables": VARIABLES, "stream": True})
+    names = [name for name, _ in events_of(response.text)]
+    assert "repair" in names
+    assert names.index("repair") < len(names) - 1
+    name, done = events_of(response.text)[-1]
+    assert name == "done"
+    assert done["parsed"] == GOOD_TRIAGE
+    assert done["repaired"] is True
+    assert fake_openai.call_count() == 2
+
+
 async def test_run_needs_run_scope_and_valid_input(client, session, tenant, admin, runner):
     await make_prompt(client, admin)
     reader = await make_key(session, tenant, ["read", "write"])

@@ -99,7 +99,7 @@ async def test_a_run_shows_no_secret(client, session, tenant, admin):
     assert set(body) == {
         "id", "created_at", "status", "prompt", "version", "label", "arm", "versions_used",
         "principal", "end_user", "inputs", "messages", "output", "parsed", "model", "provider",
-        "usage", "cost", "latency_ms", "time_to_first_token_ms", "error", "metadata",
+        "usage", "cost", "latency_ms", "time_to_first_token_ms", "repaired", "error", "metadata",
         "idempotency_key",
     }  # fmt: skip
     assert key.token not in response.text

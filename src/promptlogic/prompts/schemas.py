@@ -44,6 +44,10 @@ class ModelSettings(BaseModel):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     fallbacks: Annotated[list[str], Field(max_length=10)] = []
+    repair: bool = Field(
+        default=False,
+        description="When the output fails the response format, ask the model once to fix it.",
+    )
 
 
 class ToolFunction(BaseModel):

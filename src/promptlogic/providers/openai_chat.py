@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Keys of the version's `model` that are ours, not the provider's.
 OWN_SETTINGS = frozenset(
-    {"name", "provider", "fallbacks", "timeout_seconds", "temperature", "max_tokens"}
+    {"name", "provider", "fallbacks", "timeout_seconds", "temperature", "max_tokens", "repair"}
 )
 # Body fields an option must never set: they decide what is asked and how it is read.
 PROTECTED_FIELDS = frozenset(

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -64,6 +66,10 @@ class Run(TenantScoped, Base):
     latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     time_to_first_token_ms: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), nullable=False)
+    # The output failed the response format and the model was asked once to fix it.
+    repaired: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # `metadata` is taken on declarative classes; the column keeps the API's name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False)

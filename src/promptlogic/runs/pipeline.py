@@ -116,7 +116,15 @@ async def execute_run(
     run = await prepare_run(session, services, principal, request)
     try:
         completion = await run.provider.complete(run.messages, run.model, run.response_format)
-        await _finish(services, principal, run, completion)
+        try:
+            await _finish(services, principal, run, completion)
+        except OutputInvalid as invalid:
+            if not run.model.get("repair"):
+                raise
+            run.record.repaired = True
+            messages = _repair_messages(run, completion, invalid)
+            repaired = await run.provider.complete(messages, run.model, run.response_format)
+            await _finish(services, principal, run, repaired)
         return run.record
     except (ProviderFailed, OutputInvalid) as problem:
         _fail(run.record, problem)
@@ -131,13 +139,17 @@ async def stream_run(
     """Server-Sent Events: `delta` events as text arrives, then one `done` event with the
     run's id, usage, cost and parsed output, or one `error` event. Recorded either way."""
     try:
-        async for item in run.provider.stream(run.messages, run.model, run.response_format):
-            if isinstance(item, Delta):
-                if run.record.time_to_first_token_ms is None:
-                    run.record.time_to_first_token_ms = _elapsed_ms(run)
-                yield _event("delta", {"text": item.text})
-            else:
-                await _finish(services, principal, run, item)
+        try:
+            async for event in _stream_attempt(services, principal, run, run.messages):
+                yield event
+        except OutputInvalid as invalid:
+            if not run.model.get("repair") or run.record.output is None:
+                raise
+            yield _event("repair", {"detail": invalid.detail})
+            run.record.repaired = True
+            messages = _repair_messages(run, run.record.output, invalid)
+            async for event in _stream_attempt(services, principal, run, messages):
+                yield event
         yield _event("done", result_of(run.record, _elapsed_ms(run)))
     except (ProviderFailed, OutputInvalid) as problem:
         _fail(run.record, problem)
@@ -152,6 +164,38 @@ async def stream_run(
         )
     finally:
         await _persist(services, run)
+
+
+async def _stream_attempt(
+    services: RunServices, principal: Principal, run: PreparedRun, messages: list[dict[str, str]]
+) -> AsyncIterator[str]:
+    """One streamed call: a `delta` event per piece of text, then the completion is checked."""
+    async for item in run.provider.stream(messages, run.model, run.response_format):
+        if isinstance(item, Delta):
+            if run.record.time_to_first_token_ms is None:
+                run.record.time_to_first_token_ms = _elapsed_ms(run)
+            yield _event("delta", {"text": item.text})
+        else:
+            await _finish(services, principal, run, item)
+
+
+REPAIR_INSTRUCTION = (
+    "Your previous answer does not satisfy the required response format.\n"
+    "Problem: {detail}\n"
+    "Answer again with only the corrected output, which must satisfy the format."
+)
+
+
+def _repair_messages(
+    run: PreparedRun, answer: Completion | str, invalid: OutputInvalid
+) -> list[dict[str, str]]:
+    """The one repair attempt: the conversation, the invalid answer and what is wrong with it."""
+    text = answer if isinstance(answer, str) else answer.text
+    return [
+        *run.messages,
+        {"role": "assistant", "content": text},
+        {"role": "user", "content": REPAIR_INSTRUCTION.format(detail=invalid.detail)},
+    ]
 
 
 def result_of(record: RunRecord, latency_ms: int | None = None) -> dict[str, Any]:
@@ -169,6 +213,7 @@ def result_of(record: RunRecord, latency_ms: int | None = None) -> dict[str, Any
         "usage": {"input_tokens": record.input_tokens, "output_tokens": record.output_tokens},
         "cost": None if record.cost is None else float(record.cost),
         "latency_ms": record.latency_ms if latency_ms is None else latency_ms,
+        "repaired": record.repaired,
     }
 
 
@@ -185,7 +230,10 @@ async def _finish(
 ) -> None:
     record = run.record
     _take_completion(record, completion)
-    record.cost = await _cost(services.prices, principal.tenant_id, completion)
+    cost = await _cost(services.prices, principal.tenant_id, completion)
+    if record.repaired:  # the run's cost is both calls', unknown if either's is
+        cost = None if cost is None or record.cost is None else record.cost + cost
+    record.cost = cost
     with sharing(principal.tenant_id):
         record.parsed = await _parsed_output(services.renderer, run.response_format, completion)
     record.status = "succeeded"
@@ -202,10 +250,11 @@ async def _persist(services: RunServices, run: PreparedRun) -> None:
 
 
 def _take_completion(record: RunRecord, completion: Completion) -> None:
+    """The answer's text and model; tokens add up over the calls of a run (with its repair)."""
     record.output = completion.text
     record.model = completion.model
-    record.input_tokens = completion.usage.input_tokens
-    record.output_tokens = completion.usage.output_tokens
+    record.input_tokens = (record.input_tokens or 0) + completion.usage.input_tokens
+    record.output_tokens = (record.output_tokens or 0) + completion.usage.output_tokens
 
 
 async def _cost(prices: PriceBook, tenant_id: uuid.UUID, completion: Completion) -> Decimal | None:

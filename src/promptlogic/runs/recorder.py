@@ -204,15 +204,19 @@ class RunRecorder:
         for pending in written:
             _succeed(pending)
         if not written:  # every row refused: the table, not the runs, is the problem
-            self._retry_later(batch, batch_error)
+            self._retry_later(batch, batch_error, transient=True)
             return False
         for pending, exc in refused:
             self._retry_later([pending], exc)
         return True
 
-    def _retry_later(self, batch: list[_Pending], exc: BaseException) -> None:
-        """Put `batch` back in front; drop runs refused too often (lost connections never)."""
-        transient = _is_transient(exc)
+    def _retry_later(
+        self, batch: list[_Pending], exc: BaseException, *, transient: bool | None = None
+    ) -> None:
+        """Put `batch` back in front; drop runs refused too often, but never for a problem
+        of the database rather than of the run (a lost connection, a table being migrated)."""
+        if transient is None:
+            transient = _is_transient(exc)
         kept: list[_Pending] = []
         for pending in batch:
             pending.attempts += 1

@@ -48,7 +48,9 @@ class RunOut(BaseModel):
     usage: UsageOut
     cost: Cost
     latency_ms: int
+    repaired: bool = False
     time_to_first_token_ms: int | None
+    repaired: bool
     error: dict[str, Any] | None
     metadata: dict[str, Any]
     idempotency_key: str | None
@@ -78,6 +80,7 @@ class RunOut(BaseModel):
             cost=run.cost,
             latency_ms=run.latency_ms,
             time_to_first_token_ms=run.time_to_first_token_ms,
+            repaired=run.repaired,
             error=run.error,
             metadata=run.meta,
             idempotency_key=run.idempotency_key,
@@ -110,3 +113,4 @@ class RunResult(BaseModel):
     usage: dict[str, int | None]
     cost: Cost
     latency_ms: int
+    repaired: bool = False

@@ -52,6 +52,7 @@ class RunRecord:
     output_tokens: int | None = None
     cost: Decimal | None = None
     time_to_first_token_ms: int | None = None
+    repaired: bool = False
     error: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
