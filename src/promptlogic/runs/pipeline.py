@@ -24,7 +24,7 @@ from promptlogic.providers.catalog import PriceBook
 from promptlogic.providers.clients import ProviderRegistry
 from promptlogic.providers.reliability import ProviderFailed, reliable
 from promptlogic.rendering import Renderer, sharing
-from promptlogic.runs.recorder import RunRecorder
+from promptlogic.runs.recorder import RunNotRecorded, RunRecorder
 from promptlogic.runs.service import RunRecord
 from promptlogic.tenancy.principal import Principal
 
@@ -33,6 +33,12 @@ class OutputInvalid(Problem):
     """The model answered, but not in the response format the version requires."""
 
     status, slug = 502, "output-invalid"
+
+
+class RunNotKept(Problem):
+    """Durable records: the run's record could not be committed, so it is not answered."""
+
+    status, slug = 503, "run-not-recorded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,33 +143,58 @@ async def stream_run(
     services: RunServices, principal: Principal, run: PreparedRun
 ) -> AsyncIterator[str]:
     """Server-Sent Events: `delta` events as text arrives, then one `done` event with the
-    run's id, usage, cost and parsed output, or one `error` event. Recorded either way."""
+    run's id, usage, cost and parsed output, or one `error` event. Recorded either way; the
+    last event waits for the record when records are durable."""
+    recorded = False
     try:
         try:
-            async for event in _stream_attempt(services, principal, run, run.messages):
+            async for event in _stream_deltas(services, principal, run):
                 yield event
-        except OutputInvalid as invalid:
-            if not run.model.get("repair") or run.record.output is None:
-                raise
-            yield _event("repair", {"detail": invalid.detail})
-            run.record.repaired = True
-            messages = _repair_messages(run, run.record.output, invalid)
-            async for event in _stream_attempt(services, principal, run, messages):
-                yield event
-        yield _event("done", result_of(run.record, _elapsed_ms(run)))
-    except (ProviderFailed, OutputInvalid) as problem:
-        _fail(run.record, problem)
-        yield _event(
-            "error",
-            {
-                "id": str(run.record.id),
-                "status": problem.status,
-                "type": problem.slug,
-                "detail": problem.detail,
-            },
-        )
+            last = _event("done", result_of(run.record, _elapsed_ms(run)))
+        except (ProviderFailed, OutputInvalid) as problem:
+            _fail(run.record, problem)
+            last = _error_event(run.record, problem)
+        recorded = True
+        try:
+            await _persist(services, run)
+        except RunNotKept as problem:
+            last = _error_event(run.record, problem)
+        yield last
     finally:
-        await _persist(services, run)
+        if not recorded:  # the client left mid-stream: no await here, the task is going away
+            if run.record.status == "failed" and run.record.error is None:
+                run.record.status = "cancelled"
+            run.record.latency_ms = _elapsed_ms(run)
+            services.recorder.record(run.record)
+
+
+async def _stream_deltas(
+    services: RunServices, principal: Principal, run: PreparedRun
+) -> AsyncIterator[str]:
+    """The streamed call, and its one repair attempt when the version allows it."""
+    try:
+        async for event in _stream_attempt(services, principal, run, run.messages):
+            yield event
+    except OutputInvalid as invalid:
+        if not run.model.get("repair") or run.record.output is None:
+            raise
+        yield _event("repair", {"detail": invalid.detail})
+        run.record.repaired = True
+        messages = _repair_messages(run, run.record.output, invalid)
+        async for event in _stream_attempt(services, principal, run, messages):
+            yield event
+
+
+def _error_event(record: RunRecord, problem: Problem) -> str:
+    return _event(
+        "error",
+        {
+            "id": str(record.id),
+            "status": problem.status,
+            "type": problem.slug,
+            "detail": problem.detail,
+        },
+    )
 
 
 async def _stream_attempt(
@@ -246,7 +277,14 @@ def _fail(record: RunRecord, problem: Problem) -> None:
 
 async def _persist(services: RunServices, run: PreparedRun) -> None:
     run.record.latency_ms = _elapsed_ms(run)
-    await services.recorder.persist(run.record)
+    try:
+        await services.recorder.persist(run.record)
+    except RunNotRecorded:
+        raise RunNotKept(
+            "The run finished but its record could not be written, so its answer is withheld. "
+            "Try again shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 def _take_completion(record: RunRecord, completion: Completion) -> None:
