@@ -26,6 +26,7 @@ from promptlogic.providers.router import router as providers_router
 from promptlogic.providers.secrets import SecretBox
 from promptlogic.providers.service import PROVIDER_TOPIC
 from promptlogic.rendering import Renderer
+from promptlogic.runs.openai_compat import router as openai_router
 from promptlogic.runs.recorder import RunRecorder
 from promptlogic.runs.router import prompt_runs
 from promptlogic.runs.router import router as runs_router
@@ -35,6 +36,9 @@ from promptlogic.tenancy.auth import API_KEY_TOPIC, ApiKeyGate, Authenticator
 from promptlogic.tenancy.key_cache import ApiKeyCache
 from promptlogic.tenancy.router import router as tenancy_router
 from promptlogic.tenancy.usage import KeyUsageRecorder
+from promptlogic.usage.limiter import SPEND_TOPIC, UsageLimiter
+from promptlogic.usage.router import router as limits_router
+from promptlogic.usage.service import LIMITS_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
             secret_box = SecretBox(settings.resolved_secret_key())
             providers = ProviderRegistry(sessionmaker, secret_box, settings, is_live=live)
             prices = PriceBook(sessionmaker, is_live=live)
+            usage_limiter = UsageLimiter(sessionmaker, is_live=live)
             # Each change topic drops what it invalidates; a reconnect drops everything.
             listener.subscribe(API_KEY_TOPIC, authenticator.on_key_changed)
             listener.subscribe(PROMPT_TOPIC, plan_cache.on_prompt_changed)
@@ -71,6 +76,9 @@ def create_app(settings: Settings) -> FastAPI:
             listener.subscribe(MODEL_PRICE_TOPIC, prices.on_price_changed)
             listener.on_reset(providers.clear)
             listener.on_reset(prices.clear)
+            listener.subscribe(LIMITS_TOPIC, usage_limiter.on_limits_changed)
+            listener.subscribe(SPEND_TOPIC, usage_limiter.on_spend)
+            listener.on_reset(usage_limiter.clear)
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
             app.state.listener = listener
@@ -80,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.secret_box = secret_box
             app.state.providers = providers
             app.state.prices = prices
+            app.state.usage_limiter = usage_limiter
             resources.push_async_callback(providers.aclose)
             app.state.head_revision = head_revision()
             await renderer.start()
@@ -94,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
                 sessionmaker,
                 interval=settings.run_flush_seconds,
                 durable=settings.run_records == "durable",
+                hooks=usage_limiter,
             )
             app.state.run_recorder = run_recorder
             await run_recorder.start()
@@ -119,6 +129,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(models_router)
     app.include_router(runs_router)
     app.include_router(prompt_runs)
+    app.include_router(openai_router)
+    app.include_router(limits_router)
     return app
 
 

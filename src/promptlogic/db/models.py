@@ -6,6 +6,7 @@ from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVer
 from promptlogic.providers.models import ModelPrice, ProviderConnection
 from promptlogic.runs.models import IdempotencyKey, Run
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
+from promptlogic.usage.models import RateWindow, UsageLimit
 
 __all__ = [
     "ApiKey",
@@ -19,7 +20,9 @@ __all__ = [
     "PromptLabel",
     "PromptVersion",
     "ProviderConnection",
+    "RateWindow",
     "Run",
     "Tenant",
+    "UsageLimit",
     "User",
 ]

@@ -34,15 +34,20 @@ LISTENER_APPLICATION_NAME = "promptlogic-listener"
 Handler = Callable[[dict[str, Any]], None]
 
 
-async def publish(session: AsyncSession, topic: str, **payload: Any) -> None:
-    """Announce a change to `topic`; delivered to every worker when the transaction commits."""
+async def publish(session: AsyncSession, topic: str, *, local: bool = True, **payload: Any) -> None:
+    """Announce a change to `topic`; delivered to every worker when the transaction commits.
+
+    With `local`, this worker also handles it right after the commit, not only when the
+    notification comes back (so its own next request sees the change). Handlers of `local`
+    topics must be idempotent: they see the message twice.
+    """
     message = {"topic": topic, **payload}
     await session.execute(
         text("SELECT pg_notify(:channel, :message)"),
         {"channel": CHANNEL, "message": json.dumps(message, default=str)},
     )
     listener: ChangeListener | None = session.info.get(LISTENER_KEY)
-    if listener is not None:
+    if local and listener is not None:
         after_commit(session, lambda: listener.dispatch(message))
 
 

@@ -38,6 +38,8 @@ class RenderPlan:
     versions_used: tuple[VersionUsed, ...]
     model: dict[str, Any]
     response_format: dict[str, Any] | None
+    # The label's traffic split, ((version, weight), …), when the plan is a split label's.
+    split: tuple[tuple[int, int], ...] | None = None
 
 
 class PlanCache:

@@ -82,6 +82,9 @@ class PromptLabel(TenantScoped, Base):
     )
     name: Mapped[str] = mapped_column(String(50), nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # A traffic split: [{"version": 3, "weight": 90}, {"version": 4, "weight": 10}]; `version`
+    # is then its heaviest arm. Null when the label points at one version.
+    split: Mapped[list[dict[str, int]] | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
@@ -101,4 +104,5 @@ class LabelMove(CreatedAt, TenantScoped, Base):
     label: Mapped[str] = mapped_column(String(50), nullable=False)
     from_version: Mapped[int | None] = mapped_column(Integer)
     to_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    to_split: Mapped[list[dict[str, int]] | None] = mapped_column(JSONB)
     actor: Mapped[str] = mapped_column(String(300), nullable=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +15,13 @@ from promptlogic import rendering
 from promptlogic.errors import InvalidInput, NotFound
 from promptlogic.prompts.cache import PlanCache, RenderPlan, Selector, VersionUsed
 from promptlogic.prompts.checks import MAX_INCLUDES
-from promptlogic.prompts.resolution import parse_include, resolve_include, resolve_prompt_version
+from promptlogic.prompts.models import PromptLabel
+from promptlogic.prompts.resolution import (
+    LATEST,
+    parse_include,
+    resolve_include,
+    resolve_prompt_version,
+)
 
 DEFAULT_LABEL = "production"
 
@@ -21,6 +30,24 @@ DEFAULT_LABEL = "production"
 class Rendered:
     plan: RenderPlan
     messages: list[dict[str, str]]
+    arm: int | None = None  # the version a split label picked; None without a split
+
+
+def pick_arm(split: tuple[tuple[int, int], ...], salt: str, split_key: str | None) -> int:
+    """A version of a split, by weight: the same `split_key` (an end user) always gets the same
+    version of the same label, so a user's experience stays consistent during an A/B test."""
+    if split_key is None:
+        point = random.random()  # noqa: S311 - traffic assignment, not a secret
+    else:
+        digest = hashlib.sha256(f"{salt}\x00{split_key}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") / 2**64
+    total = sum(weight for _, weight in split)
+    threshold = point * total
+    for version, weight in split:
+        threshold -= weight
+        if threshold < 0:
+            return version
+    return split[-1][0]
 
 
 def selector_for(label: str | None, version: int | None) -> Selector:
@@ -48,6 +75,15 @@ async def load_plan(
     )
     if prompt.archived:
         raise NotFound(f"Prompt `{name}` is archived.")
+    split = None
+    if kind == "label" and value != LATEST:
+        arms = await session.scalar(
+            PromptLabel.for_tenant(tenant_id, PromptLabel.split).where(
+                PromptLabel.prompt_id == prompt.id, PromptLabel.name == value
+            )
+        )
+        if arms:
+            split = tuple((arm["version"], arm["weight"]) for arm in arms)
     if prompt.kind != "chat":
         raise InvalidInput.field(
             "path.name", "a context template renders only through the prompts that include it"
@@ -87,6 +123,7 @@ async def load_plan(
         versions_used=tuple(dict.fromkeys(used)),
         model=dict(version.model or {}),
         response_format=version.response_format,
+        split=split,
     )
 
 
@@ -99,17 +136,19 @@ async def render_prompt(
     name: str,
     selector: Selector,
     variables: dict[str, Any],
+    split_key: str | None = None,
 ) -> Rendered:
     """Validate the variables and render a version's messages in one trip to a render worker;
-    no database trip when the plan is cached."""
+    no database trip when the plan is cached. A split label renders the version picked for
+    `split_key`."""
     with rendering.sharing(tenant_id):  # one tenant cannot hold every render worker
-        plan = cache.get(tenant_id, name, selector)
-        if plan is None:
-            generation = cache.generation
-            plan = await load_plan(
-                session, renderer=renderer, tenant_id=tenant_id, name=name, selector=selector
-            )
-            cache.put(tenant_id, name, selector, plan, loaded_at_generation=generation)
+        plan = await _plan(session, cache, renderer, tenant_id, name, selector)
+        arm = None
+        if plan.split is not None:
+            arm = pick_arm(plan.split, f"{name}@{plan.label}", split_key)
+            if arm != plan.version:
+                picked = await _plan(session, cache, renderer, tenant_id, name, ("version", arm))
+                plan = dataclasses.replace(picked, label=plan.label, split=plan.split)
         contents = await renderer.render(
             plan.templates,
             includes=dict(plan.includes),
@@ -120,4 +159,22 @@ async def render_prompt(
             {"role": role, "content": content}
             for role, content in zip(plan.roles, contents, strict=True)
         ]
-        return Rendered(plan=plan, messages=messages)
+        return Rendered(plan=plan, messages=messages, arm=arm)
+
+
+async def _plan(
+    session: AsyncSession,
+    cache: PlanCache,
+    renderer: rendering.Renderer,
+    tenant_id: uuid.UUID,
+    name: str,
+    selector: Selector,
+) -> RenderPlan:
+    plan = cache.get(tenant_id, name, selector)
+    if plan is None:
+        generation = cache.generation
+        plan = await load_plan(
+            session, renderer=renderer, tenant_id=tenant_id, name=name, selector=selector
+        )
+        cache.put(tenant_id, name, selector, plan, loaded_at_generation=generation)
+    return plan

@@ -81,6 +81,7 @@ def move_out(move: LabelMove) -> LabelMoveOut:
         label=move.label,
         from_version=move.from_version,
         to_version=move.to_version,
+        to_versions=move.to_split,
         actor=move.actor,
         created_at=move.created_at,
     )
@@ -239,6 +240,7 @@ def _label_out(state: labels.LabelState) -> LabelOut:
         prompt=state.prompt,
         label=state.label,
         version=state.version,
+        versions=state.split,
         protected=state.protected,
         updated_at=state.updated_at,
         updated_by=state.updated_by,
@@ -273,12 +275,20 @@ async def move_label(
             "Say which version the label pointed at when you last saw it: "
             "`expected_version` in the body (null for a new label) or an If-Match header."
         )
+    if (body.version is None) == (body.versions is None):
+        raise InvalidInput.field("body.version", "give `version` or `versions`, one of them")
+    split = None
+    if body.versions is not None:
+        split = [arm.model_dump() for arm in body.versions]
+        if len({arm["version"] for arm in split}) != len(split):
+            raise InvalidInput.field("body.versions", "each version may appear once")
     state = await labels.move_label(
         session,
         tenant_id=principal.tenant_id,
         name=name,
         label=label,
         version=body.version,
+        split=split,
         expected_version=expected,
         actor=principal.actor,
         may_move_protected=principal.can(Scope.ADMIN),

@@ -103,10 +103,24 @@ class PromptUpdate(BaseModel):
     archived: bool | None = None
 
 
-class LabelMoveRequest(BaseModel):
+class SplitArm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: VersionNumber
+    weight: Annotated[int, Field(ge=1, le=10_000)]
+
+
+class LabelMoveRequest(BaseModel):
+    """`version` for one version, or `versions` to split traffic over several by weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: VersionNumber | None = None
+    versions: Annotated[list[SplitArm], Field(min_length=2, max_length=10)] | None = Field(
+        default=None,
+        description="A traffic split: each run's version is picked by weight, by a stable "
+        "hash of its `end_user` (at random without one).",
+    )
     expected_version: VersionNumber | None = Field(
         default=None,
         description="The version the label pointed at when you last saw it; null if it did "
@@ -152,6 +166,9 @@ class LabelOut(BaseModel):
     prompt: str
     label: str
     version: int
+    versions: list[SplitArm] | None = Field(
+        description="The traffic split, when the label has one; `version` is its heaviest arm."
+    )
     protected: bool
     updated_at: datetime | None
     updated_by: str | None
@@ -162,6 +179,7 @@ class LabelMoveOut(BaseModel):
     label: str
     from_version: int | None
     to_version: int
+    to_versions: list[SplitArm] | None
     actor: str
     created_at: datetime
 

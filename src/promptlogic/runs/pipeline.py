@@ -27,6 +27,7 @@ from promptlogic.rendering import Renderer, sharing
 from promptlogic.runs.recorder import RunNotRecorded, RunRecorder
 from promptlogic.runs.service import RunRecord
 from promptlogic.tenancy.principal import Principal
+from promptlogic.usage.limiter import UsageLimiter
 
 
 class OutputInvalid(Problem):
@@ -50,6 +51,19 @@ class RunServices:
     providers: ProviderRegistry
     prices: PriceBook
     recorder: RunRecorder
+    limits: UsageLimiter
+
+    @classmethod
+    def of(cls, state: Any) -> RunServices:
+        """The services on the app's `state`, as the lifespan set them up."""
+        return cls(
+            plans=state.plan_cache,
+            renderer=state.renderer,
+            providers=state.providers,
+            prices=state.prices,
+            recorder=state.run_recorder,
+            limits=state.usage_limiter,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +93,7 @@ async def prepare_run(
     """Everything before the model call; its errors (bad input, unknown prompt) are answered
     before any response starts and are not runs."""
     started = time.perf_counter()
+    await services.limits.admit(principal.tenant_id)
     record = RunRecord(
         tenant_id=principal.tenant_id,
         prompt=request.name,
@@ -100,9 +115,11 @@ async def prepare_run(
         name=request.name,
         selector=request.selector,
         variables=request.variables,
+        split_key=request.end_user,
     )
     plan = rendered.plan
     record.version = plan.version
+    record.arm = None if rendered.arm is None else str(rendered.arm)
     record.versions_used = [{"prompt": u.prompt, "version": u.version} for u in plan.versions_used]
     record.messages = rendered.messages
     connection = await services.providers.resolve_connection(
@@ -165,6 +182,7 @@ async def stream_run(
             if run.record.status == "failed" and run.record.error is None:
                 run.record.status = "cancelled"
             run.record.latency_ms = _elapsed_ms(run)
+            services.limits.note_run(run.record)
             services.recorder.record(run.record)
 
 
@@ -277,6 +295,7 @@ def _fail(record: RunRecord, problem: Problem) -> None:
 
 async def _persist(services: RunServices, run: PreparedRun) -> None:
     run.record.latency_ms = _elapsed_ms(run)
+    services.limits.note_run(run.record)
     try:
         await services.recorder.persist(run.record)
     except RunNotRecorded:

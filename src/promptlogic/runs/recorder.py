@@ -22,7 +22,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +35,14 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 5.0
 STOP_RETRY_SECONDS = 0.2
+
+
+class WriteHooks(Protocol):
+    """What else happens when runs are written: inside the transaction, and after its commit."""
+
+    async def on_write(self, session: AsyncSession, records: Sequence[RunRecord]) -> None: ...
+
+    def on_written(self, records: Sequence[RunRecord]) -> None: ...
 
 
 class RunNotRecorded(Exception):
@@ -63,8 +73,10 @@ class RunRecorder:
         max_attempts: int = 5,
         max_buffered: int = 100_000,
         durable: bool = False,
+        hooks: WriteHooks | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._hooks = hooks
         self._interval = interval
         self._batch_size = batch_size
         self._max_attempts = max_attempts
@@ -171,13 +183,21 @@ class RunRecorder:
                 self._retry_later(batch, exc)
                 return False
             return await self._write_one_by_one(batch, exc)
-        for pending in batch:
-            _succeed(pending)
+        self._written(batch)
         return True
 
     async def _insert(self, batch: list[_Pending]) -> None:
+        runs = [pending.run for pending in batch]
         async with self._sessionmaker() as session, session.begin():
-            await write_runs(session, [pending.run for pending in batch])
+            await write_runs(session, runs)
+            if self._hooks is not None:
+                await self._hooks.on_write(session, runs)
+
+    def _written(self, batch: list[_Pending]) -> None:
+        if self._hooks is not None:
+            self._hooks.on_written([pending.run for pending in batch])
+        for pending in batch:
+            _succeed(pending)
 
     async def _write_one_by_one(self, batch: list[_Pending], batch_error: Exception) -> bool:
         """Find the runs the database refuses: each in a savepoint, the rest still together."""
@@ -195,14 +215,15 @@ class RunRecorder:
                         refused.append((pending, exc))
                     else:
                         written.append(pending)
+                if self._hooks is not None and written:
+                    await self._hooks.on_write(session, [pending.run for pending in written])
         except asyncio.CancelledError:
             self._buffer.extendleft(reversed(batch))
             raise
         except Exception as exc:
             self._retry_later(batch, exc)
             return False
-        for pending in written:
-            _succeed(pending)
+        self._written(written)
         if not written:  # every row refused: the table, not the runs, is the problem
             self._retry_later(batch, batch_error, transient=True)
             return False

@@ -90,13 +90,7 @@ async def run_prompt(
     if body.label is not None and body.version is not None:
         raise InvalidInput.field("body.version", "give `label` or `version`, not both")
     state = request.app.state
-    services = RunServices(
-        plans=state.plan_cache,
-        renderer=state.renderer,
-        providers=state.providers,
-        prices=state.prices,
-        recorder=state.run_recorder,
-    )
+    services = RunServices.of(state)
     run_request = RunRequest(
         name=name,
         selector=selector_for(body.label, body.version),

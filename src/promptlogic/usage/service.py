@@ -1,0 +1,91 @@
+"""Reading and setting a tenant's usage limits. No HTTP; callers commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptlogic.audit import service as audit
+from promptlogic.audit.service import Actor
+from promptlogic.db.notify import publish
+from promptlogic.usage.models import UsageLimit
+
+LIMITS_TOPIC = "usage_limits"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int | None = None
+    monthly_spend_cap: Decimal | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.requests_per_minute is not None or self.monthly_spend_cap is not None
+
+    def summary(self) -> dict[str, Any]:
+        cap = self.monthly_spend_cap
+        return {
+            "requests_per_minute": self.requests_per_minute,
+            "monthly_spend_cap": None if cap is None else str(cap),
+        }
+
+
+NO_LIMITS = Limits()
+
+
+def _limits(row: UsageLimit | None) -> Limits:
+    if row is None:
+        return NO_LIMITS
+    return Limits(row.requests_per_minute, row.monthly_spend_cap, row.updated_at, row.updated_by)
+
+
+async def get_limits(session: AsyncSession, *, tenant_id: uuid.UUID) -> Limits:
+    row = await session.scalar(select(UsageLimit).where(UsageLimit.tenant_id == tenant_id))
+    return _limits(row)
+
+
+async def set_limits(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    requests_per_minute: int | None,
+    monthly_spend_cap: Decimal | None,
+    actor: Actor,
+) -> Limits:
+    """Replace the tenant's limits (null: no limit); every worker applies them on commit."""
+    before = await get_limits(session, tenant_id=tenant_id)
+    values = {
+        "requests_per_minute": requests_per_minute,
+        "monthly_spend_cap": monthly_spend_cap,
+        "updated_at": datetime.now(UTC),
+        "updated_by": actor.name,
+    }
+    row = await session.scalar(
+        insert(UsageLimit)
+        .values(tenant_id=tenant_id, **values)
+        .on_conflict_do_update(index_elements=[UsageLimit.tenant_id], set_=values)
+        .returning(UsageLimit)
+        .execution_options(populate_existing=True)
+    )
+    after = _limits(row)
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="usage_limits.set",
+        target_type="usage_limits",
+        target_id=str(tenant_id),
+        before=before.summary(),
+        after=after.summary(),
+    )
+    await publish(session, LIMITS_TOPIC, tenant_id=str(tenant_id))
+    return after
