@@ -7,6 +7,7 @@ until it is described here.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,16 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/prompts/{name}/run"): {"variables": {"customer": "Ada"}},
     ("PATCH", "/v1/providers/{provider}"): {"timeout_seconds": 30},
     ("PUT", "/v1/models/{model}"): {"input_per_million": 1, "output_per_million": 2},
+}
+
+# (method, path) -> a valid body naming a tenant's record, for routes without a path parameter
+# that find a record by a body field (the OpenAI-compatible endpoint names the prompt in `model`).
+BODY_ID_ROUTES: dict[tuple[str, str], Callable[[TenantData], dict[str, Any]]] = {
+    ("POST", "/v1/chat/completions"): lambda data: {
+        "model": f"prompt:{data.prompt}@production",
+        "messages": [{"role": "user", "content": "hello"}],
+        "metadata": {"customer": "Ada"},
+    },
 }
 
 # Routes that write the caller's own record under the name in the path (an upsert): with
@@ -323,3 +334,23 @@ async def test_revoking_another_tenants_key_answers_404_and_leaves_it_working(
         f"/v1/api-keys/{bravo.revoked_key.key.id}", headers=alpha.admin.headers
     )
     assert_problem(response, 404)
+
+
+async def test_records_named_in_a_body_answer_404_for_another_tenant_and_are_found_for_the_owner(
+    app, client, alpha, bravo
+):
+    posts = {r[:2] for r in v1_routes(app) if r[0] == "POST" and not path_params(r[1])}
+    assert set(BODY_ID_ROUTES) <= posts, "a route in BODY_ID_ROUTES no longer exists"
+    for (method, path), body_for in BODY_ID_ROUTES.items():
+        where = f"{method} {path} naming tenant B's record"
+        response = await client.request(
+            method, path, headers=alpha.app_key.headers, json=body_for(bravo)
+        )
+        assert_problem(response, 404, where=where)
+        for marker in markers_of(bravo):
+            if marker not in json.dumps(body_for(bravo)):
+                assert marker not in response.text, f"{where} leaked {marker!r}"
+        own = await client.request(
+            method, path, headers=alpha.app_key.headers, json=body_for(alpha)
+        )
+        assert own.status_code < 400, f"{method} {path}: {own.text}"
