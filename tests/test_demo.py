@@ -70,3 +70,38 @@ async def test_a_revoked_demo_key_is_replaced_on_the_next_start(
     assert (
         await client.get("/v1/me", headers={"Authorization": f"Bearer {second.api_key}"})
     ).status_code == 200
+
+
+async def test_the_banner_prints_a_run_that_works_offline(
+    client, session, renderer, tmp_path, settings, capsys
+):
+    import shlex
+
+    from promptlogic.cli.serve import _print_banner
+
+    credentials = await seed(session, renderer, tmp_path)
+    _print_banner(settings, "127.0.0.1", 8000, credentials)
+    printed = capsys.readouterr().out
+    assert "offline provider" in printed
+    assert "OPENAI_API_KEY" in printed
+    assert "POST /v1/providers" in printed
+    run_line = printed.index("Run the demo prompt")
+    command = printed[printed.index("curl", run_line) : printed.index("# or")]
+    command = command.replace("\\\n", " ")
+    words = shlex.split(command)
+    pairs = [words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H"]
+    headers = dict(pairs)
+    url = next(w for w in words if w.startswith("http://localhost:8000/"))
+    body = json.loads(words[words.index("-d") + 1])
+    response = await client.post(
+        url.removeprefix("http://localhost:8000"), headers=headers, json=body
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["provider"] == "offline"
+    assert response.json()["parsed"]["category"] in {
+        "billing",
+        "shipping",
+        "technical",
+        "account",
+        "other",
+    }

@@ -81,14 +81,23 @@ def _print_banner(settings: Settings, host: str, port: int, credentials: Any) ->
             f"  Demo login: {credentials.email} / {credentials.password}",
             f"  API key:    {credentials.api_key}",
             f'  Try it:     curl -H "Authorization: Bearer {credentials.api_key}" {url}/v1/me',
-            "  Render the demo prompt, or run it (on the offline provider until you add one):",
+            f"  Run the demo prompt ({_provider_in_use(settings)}):",
             f'    curl -H "Authorization: Bearer {credentials.api_key}" '
             f"-H 'Content-Type: application/json' \\\n"
             f"      -d '{json.dumps({'variables': EXAMPLE_VARIABLES})}' \\\n"
-            f"      {url}/v1/prompts/support-triage/render    # or …/run",
+            f"      {url}/v1/prompts/support-triage/run    # or …/render for the messages only",
+            "  A real model: start with OPENAI_API_KEY=sk-… (and OPENAI_BASE_URL for any",
+            "  OpenAI-compatible server), or add a connection with POST /v1/providers",
+            '  {"name": "openai", "kind": "openai", "api_key": "sk-…", "is_default": true}',
         ]
     lines.append("")
     typer.echo("\n".join(lines))
+
+
+def _provider_in_use(settings: Settings) -> str:
+    if settings.openai_api_key is not None or settings.openai_base_url is not None:
+        return "on OPENAI_BASE_URL" if settings.openai_base_url else "on OpenAI, OPENAI_API_KEY"
+    return "on the offline provider: deterministic, no network"
 
 
 def migrate() -> None:
