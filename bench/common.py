@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -61,17 +62,29 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(settings: Settings) -> Iterator[str]:
-    """A `promptlogic serve` process (one worker) on a free port; yields its base URL."""
+def live_server(
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    output: IO[bytes] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A `promptlogic serve` process (one worker) on a free port; yields its URL and process.
+
+    `env` adds to or overrides the environment (log level `warning` unless it says otherwise);
+    `output` receives the server's stdout and stderr (inherited when None).
+    """
     port = free_port()
     env = {
         **os.environ,
         "PROMPTLOGIC_DATABASE_URL": settings.database_url or "",
         "PROMPTLOGIC_SECRET_KEY": BENCH_SECRET,
         "PROMPTLOGIC_LOG_LEVEL": "warning",
+        **(env or {}),
     }
     command = [str(Path(sys.executable).parent / "promptlogic"), "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env)  # noqa: S603 - our own command line
+    process = subprocess.Popen(  # noqa: S603 - our own command line
+        command, env=env, stdout=output, stderr=output
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -82,10 +95,17 @@ def server(settings: Settings) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not become ready")
             time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def server(settings: Settings) -> Iterator[str]:
+    """A `promptlogic serve` process (one worker) on a free port; yields its base URL."""
+    with live_server(settings) as (url, _process):
+        yield url
 
 
 def percentiles(samples_ms: list[float]) -> str:

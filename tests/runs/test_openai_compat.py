@@ -220,6 +220,37 @@ async def test_variables_in_extra_body_and_a_label_in_the_model_select_that_vers
     assert extra(pinned, "promptlogic")["version"] == 2
 
 
+async def test_a_split_label_keeps_a_user_on_one_version_and_takes_any_versions_variables(
+    app, client, admin, runner, sdk, fake_openai
+):
+    await make_prompt(client, admin)
+    toned = {"role": "user", "content": "{{ ticket }} ({{ tone }})"}
+    await add_version(client, admin, messages=[TRIAGE["messages"][0], toned])
+    response = await client.put(
+        "/v1/prompts/triage/labels/ab",
+        headers=admin.headers,
+        json={
+            "versions": [{"version": 1, "weight": 1}, {"version": 2, "weight": 1}],
+            "expected_version": None,
+        },
+    )
+    assert response.status_code == 200, response.text
+    await use_fake(client, admin, fake_openai)
+    metadata = {**VARIABLES, "tone": "calm", "order": "A-1"}
+
+    versions = set()
+    for user in ("u-1", "u-1", "u-2", "u-3", "u-4", "u-5", "u-6"):
+        raw = await sdk.chat.completions.with_raw_response.create(
+            model="prompt:triage@ab", messages=ASK, metadata=metadata, user=user
+        )
+        versions.add((user, extra(raw.parse(), "promptlogic")["version"]))
+        record = await stored(app, client, runner, raw.headers["x-promptlogic-run-id"])
+        assert record["inputs"] == {**VARIABLES, "tone": "calm"}  # `tone` is version 2's
+        assert record["metadata"] == {"order": "A-1"}
+    assert len({user for user, _ in versions}) == len(versions)  # u-1 got one version twice
+    assert {version for _, version in versions} == {1, 2}
+
+
 async def test_metadata_variables_may_be_a_json_string_holding_any_json(
     app, client, admin, runner, sdk, fake_openai
 ):
