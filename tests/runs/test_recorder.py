@@ -16,6 +16,7 @@ from promptlogic.db.notify import asyncpg_dsn
 from promptlogic.runs.recorder import RunNotRecorded, RunRecorder
 from promptlogic.runs.service import RunRecord
 from tests.conftest import running
+from tests.factories import make_tenant
 
 SECRET_INPUT = "customer-secret-4242"
 
@@ -171,6 +172,29 @@ async def test_a_run_the_database_refuses_does_not_hold_back_the_others(
     assert ids == {run.id for run in good}
     assert f"dropped run {bad.id}" in caplog.text
     assert SECRET_INPUT not in caplog.text
+
+
+async def test_a_batch_of_runs_of_a_deleted_tenant_is_dropped_not_retried_forever(
+    app, session, tenant, caplog
+):
+    caplog.set_level(logging.WARNING, logger="promptlogic.runs.recorder")
+    recorder = RunRecorder(app.state.sessionmaker, interval=0.02, max_attempts=2)
+    await recorder.start()
+    gone = await make_tenant(session, "gone")
+    orphans = [a_run(gone) for _ in range(3)]
+    await session.execute(text("DELETE FROM tenants WHERE id = :id"), {"id": gone.id})
+    await session.commit()
+    for run in orphans:
+        recorder.record(run)
+    for _ in range(200):
+        if recorder.buffered == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert recorder.buffered == 0
+    assert all(f"dropped run {run.id}" in caplog.text for run in orphans)
+    recorder.record(a_run(tenant))  # and the recorder still writes what it can
+    await recorder.stop()
+    assert await count_runs(session) == 1
 
 
 async def test_a_durable_record_that_cannot_be_written_raises(app, tenant, caplog):

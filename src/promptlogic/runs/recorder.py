@@ -224,8 +224,11 @@ class RunRecorder:
             self._retry_later(batch, exc)
             return False
         self._written(written)
-        if not written:  # every row refused: the table, not the runs, is the problem
-            self._retry_later(batch, batch_error, transient=True)
+        if not written:
+            # Every row refused: when the table is missing or not ours to write (a migration
+            # under way), no run is at fault and none is dropped; a refusal of the rows
+            # themselves (a deleted tenant) counts against each run as usual.
+            self._retry_later(batch, batch_error, transient=_is_table_problem(batch_error))
             return False
         for pending, exc in refused:
             self._retry_later([pending], exc)
@@ -258,6 +261,13 @@ class RunRecorder:
             "could not write %d run records (%s); will retry", len(batch), type(exc).__name__
         )
         self._buffer.extendleft(reversed(kept))
+
+
+def _is_table_problem(exc: BaseException) -> bool:
+    """SQLSTATE class 42 (undefined table or column, insufficient privilege): the statement
+    cannot work for any row, so the schema, not a run, is at fault."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("42")
 
 
 def _retrieve(done: asyncio.Future[None]) -> None:
