@@ -125,7 +125,7 @@ async def test_a_provider_that_keeps_failing_answers_502_and_the_failed_run_is_r
 
 
 async def test_output_that_breaks_the_response_format_fails_the_run_clearly(
-    client, admin, runner, fake_openai
+    app, client, admin, runner, fake_openai
 ):
     await make_prompt(client, admin, response_format=TRIAGE_RESPONSE_FORMAT)
     await use_fake(client, admin, fake_openai)
@@ -135,8 +135,15 @@ async def test_output_that_breaks_the_response_format_fails_the_run_clearly(
         in assert_problem(await run(client, runner, {"variables": VARIABLES}), 502)["detail"]
     )
     fake_openai.push(Reply({"category": "weather"}))
-    problem = assert_problem(await run(client, runner, {"variables": VARIABLES}), 502)
+    response = await run(client, runner, {"variables": VARIABLES})
+    problem = assert_problem(response, 502)
     assert "does not satisfy the response format" in problem["detail"]
+    # The failed run is recorded, and the answer says which one it is.
+    await app.state.run_recorder.flush()
+    run_id = response.headers["X-Promptlogic-Run-Id"]
+    stored = await client.get(f"/v1/runs/{run_id}", headers=runner.headers)
+    assert stored.json()["status"] == "failed"
+    assert stored.json()["output"] == '{"category": "weather"}'
 
 
 GOOD_TRIAGE = {

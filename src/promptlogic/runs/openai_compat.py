@@ -41,6 +41,7 @@ from promptlogic.runs.openai_schemas import (
     RunInfo,
 )
 from promptlogic.runs.pipeline import (
+    RUN_ID_HEADER,
     PreparedRun,
     RunRequest,
     RunServices,
@@ -54,7 +55,6 @@ from promptlogic.tenancy.principal import Principal
 
 log = logging.getLogger(__name__)
 
-RUN_ID_HEADER = "X-Promptlogic-Run-Id"
 IGNORED_HEADER = "X-Promptlogic-Ignored-Params"
 INPUT_VARIABLE = "input"  # filled from the last user message when the version declares it
 ERROR_TYPES = {

@@ -36,6 +36,9 @@ class OutputInvalid(Problem):
     status, slug = 502, "output-invalid"
 
 
+RUN_ID_HEADER = "X-Promptlogic-Run-Id"  # on a failed run's problem: the run to look up
+
+
 class RunNotKept(Problem):
     """Durable records: the run's record could not be committed, so it is not answered."""
 
@@ -151,6 +154,7 @@ async def execute_run(
         return run.record
     except (ProviderFailed, OutputInvalid) as problem:
         _fail(run.record, problem)
+        problem.headers = {**(problem.headers or {}), RUN_ID_HEADER: str(run.record.id)}
         raise
     finally:
         await _persist(services, run)
