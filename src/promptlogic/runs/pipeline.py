@@ -6,6 +6,7 @@ the response (or, with `PROMPTLOGIC_RUN_RECORDS=durable`, before it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -155,6 +156,9 @@ async def execute_run(
     except (ProviderFailed, OutputInvalid) as problem:
         _fail(run.record, problem)
         problem.headers = {**(problem.headers or {}), RUN_ID_HEADER: str(run.record.id)}
+        raise
+    except asyncio.CancelledError:  # the client hung up while the model was answering
+        run.record.status = "cancelled"
         raise
     finally:
         await _persist(services, run)
