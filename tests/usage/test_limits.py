@@ -59,12 +59,20 @@ async def test_limits_are_data_an_admin_sets_and_anyone_reads(client, session, t
         ({"requests_per_minute": "many", "monthly_spend_cap": None}, "body.requests_per_minute"),
         ({"requests_per_minute": None, "monthly_spend_cap": -1}, "body.monthly_spend_cap"),
         ({"requests_per_minute": None}, "body.monthly_spend_cap"),
+        ({"requests_per_minute": None, "monthly_spend_cap": "NaN"}, "body.monthly_spend_cap"),
+        ('{"requests_per_minute": null, "monthly_spend_cap": 1e400}', "body.monthly_spend_cap"),
+        ({"requests_per_minute": None, "monthly_spend_cap": 0.0000001}, "body.monthly_spend_cap"),
+        ({"requests_per_minute": 2**40, "monthly_spend_cap": None}, "body.requests_per_minute"),
         ({"requests_per_minute": 5, "monthly_spend_cap": None, "burst": 9}, "body.burst"),
     ],
 )
 async def test_bad_limits_name_the_field_and_change_nothing(client, admin, body, field):
     await set_limits(client, admin, rpm=7)
-    response = await client.put("/v1/limits", headers=admin.headers, json=body)
+    if isinstance(body, str):  # JSON that Python's encoder would not write
+        headers = {**admin.headers, "content-type": "application/json"}
+        response = await client.put("/v1/limits", headers=headers, content=body)
+    else:
+        response = await client.put("/v1/limits", headers=admin.headers, json=body)
     assert_names_field(assert_problem(response, 422), field)
     assert (await client.get("/v1/limits", headers=admin.headers)).json()[
         "requests_per_minute"
