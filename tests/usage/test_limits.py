@@ -41,10 +41,16 @@ async def test_limits_are_data_an_admin_sets_and_anyone_reads(client, session, t
     assert shown.json() == {
         "requests_per_minute": None,
         "monthly_spend_cap": None,
+        "spent_this_month": 0,
         "updated_by": None,
     }
     set_ = await set_limits(client, admin, rpm=120, cap=25.5)
-    assert set_ == {"requests_per_minute": 120, "monthly_spend_cap": 25.5, "updated_by": "deployer"}
+    assert set_ == {
+        "requests_per_minute": 120,
+        "monthly_spend_cap": 25.5,
+        "spent_this_month": 0,
+        "updated_by": "deployer",
+    }
     assert (await client.get("/v1/limits", headers=reader.headers)).json() == set_
     body = {"requests_per_minute": 1, "monthly_spend_cap": None}
     assert_problem(await client.put("/v1/limits", headers=reader.headers, json=body), 403)
@@ -165,6 +171,8 @@ async def test_the_spend_cap_counts_what_every_instance_spent(
             assert "monthly spend cap" in problem["detail"]
             assert int(refused.headers["Retry-After"]) >= 1
     assert fake_openai.call_count() == 2
+    shown = await client.get("/v1/limits", headers=admin.headers)
+    assert shown.json()["spent_this_month"] == pytest.approx(0.2)
 
 
 async def test_a_finished_run_counts_against_the_cap_before_it_is_written(

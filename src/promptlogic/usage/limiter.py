@@ -30,12 +30,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, select, text
+from sqlalchemy import Integer, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from promptlogic.db.notify import publish
 from promptlogic.errors import Problem
-from promptlogic.runs.models import Run
 from promptlogic.runs.service import RunRecord
 from promptlogic.usage import service
 from promptlogic.usage.service import Limits
@@ -202,14 +201,8 @@ class UsageLimiter:
 
     async def _load_spend(self, tenant_id: uuid.UUID, month: date) -> Decimal:
         generation = self._generation.get(tenant_id, 0)
-        start = datetime(month.year, month.month, 1, tzinfo=UTC)
         async with self._sessionmaker() as session:
-            total = await session.scalar(
-                select(func.coalesce(func.sum(Run.cost), 0)).where(
-                    Run.tenant_id == tenant_id, Run.created_at >= start
-                )
-            )
-        total = Decimal(total)
+            total = await service.spent_this_month(session, tenant_id=tenant_id)
         # A write counted while this read ran may or may not be in it: keep only a clean read.
         if self._generation.get(tenant_id, 0) == generation and self._is_live():
             self._spend[tenant_id] = _Spend(month, total)

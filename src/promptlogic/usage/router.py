@@ -21,6 +21,8 @@ Cap = Annotated[
     PlainSerializer(lambda v: None if v is None else float(v), when_used="json"),
 ]
 
+Usd = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
 
 class LimitsIn(BaseModel):
     """Both limits, each null for none; a PUT replaces both."""
@@ -34,13 +36,18 @@ class LimitsIn(BaseModel):
 class LimitsOut(BaseModel):
     requests_per_minute: int | None
     monthly_spend_cap: Cap
+    spent_this_month: Usd = Field(
+        description="USD of the runs recorded since the month began (UTC); runs still "
+        "buffered for writing are not in it yet."
+    )
     updated_by: str | None
 
     @classmethod
-    def of(cls, limits: Limits) -> LimitsOut:
+    def of(cls, limits: Limits, spent: Decimal) -> LimitsOut:
         return cls(
             requests_per_minute=limits.requests_per_minute,
             monthly_spend_cap=limits.monthly_spend_cap,
+            spent_this_month=spent,
             updated_by=limits.updated_by,
         )
 
@@ -48,7 +55,9 @@ class LimitsOut(BaseModel):
 @router.get("")
 async def get_limits(principal: ReadPrincipal, session: SessionDep) -> LimitsOut:
     """The tenant's limits; runs over them are answered 429 with `Retry-After`."""
-    return LimitsOut.of(await service.get_limits(session, tenant_id=principal.tenant_id))
+    limits = await service.get_limits(session, tenant_id=principal.tenant_id)
+    spent = await service.spent_this_month(session, tenant_id=principal.tenant_id)
+    return LimitsOut.of(limits, spent)
 
 
 @router.put("")
@@ -61,4 +70,5 @@ async def set_limits(body: LimitsIn, principal: AdminPrincipal, session: Session
         monthly_spend_cap=body.monthly_spend_cap,
         actor=principal.actor,
     )
-    return LimitsOut.of(limits)
+    spent = await service.spent_this_month(session, tenant_id=principal.tenant_id)
+    return LimitsOut.of(limits, spent)

@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.audit import service as audit
 from promptlogic.audit.service import Actor
 from promptlogic.db.notify import publish
+from promptlogic.runs.models import Run
 from promptlogic.usage.models import UsageLimit
 
 LIMITS_TOPIC = "usage_limits"
@@ -51,6 +52,18 @@ def _limits(row: UsageLimit | None) -> Limits:
 async def get_limits(session: AsyncSession, *, tenant_id: uuid.UUID) -> Limits:
     row = await session.scalar(select(UsageLimit).where(UsageLimit.tenant_id == tenant_id))
     return _limits(row)
+
+
+async def spent_this_month(session: AsyncSession, *, tenant_id: uuid.UUID) -> Decimal:
+    """The cost of the tenant's recorded runs since the start of the month (UTC)."""
+    now = datetime.now(UTC)
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Run.cost), 0)).where(
+            Run.tenant_id == tenant_id, Run.created_at >= start
+        )
+    )
+    return Decimal(total)
 
 
 async def set_limits(
