@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from promptlogic import rendering
 from promptlogic.errors import InvalidInput, NotFound
@@ -128,7 +128,7 @@ async def load_plan(
 
 
 async def render_prompt(
-    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     *,
     cache: PlanCache,
     renderer: rendering.Renderer,
@@ -142,12 +142,14 @@ async def render_prompt(
     no database trip when the plan is cached. A split label renders the version picked for
     `split_key`."""
     with rendering.sharing(tenant_id):  # one tenant cannot hold every render worker
-        plan = await _plan(session, cache, renderer, tenant_id, name, selector)
+        plan = await plan_for(sessions, cache, renderer, tenant_id, name, selector)
         arm = None
         if plan.split is not None:
             arm = pick_arm(plan.split, f"{name}@{plan.label}", split_key)
             if arm != plan.version:
-                picked = await _plan(session, cache, renderer, tenant_id, name, ("version", arm))
+                picked = await plan_for(
+                    sessions, cache, renderer, tenant_id, name, ("version", arm)
+                )
                 plan = dataclasses.replace(picked, label=plan.label, split=plan.split)
         contents = await renderer.render(
             plan.templates,
@@ -162,19 +164,22 @@ async def render_prompt(
         return Rendered(plan=plan, messages=messages, arm=arm)
 
 
-async def _plan(
-    session: AsyncSession,
+async def plan_for(
+    sessions: async_sessionmaker[AsyncSession],
     cache: PlanCache,
     renderer: rendering.Renderer,
     tenant_id: uuid.UUID,
     name: str,
     selector: Selector,
 ) -> RenderPlan:
+    """The cached plan, or one loaded in a short session of its own: a caller (a run that
+    then waits on a model) never holds a pooled connection for longer than the reads."""
     plan = cache.get(tenant_id, name, selector)
     if plan is None:
         generation = cache.generation
-        plan = await load_plan(
-            session, renderer=renderer, tenant_id=tenant_id, name=name, selector=selector
-        )
+        async with sessions() as session:
+            plan = await load_plan(
+                session, renderer=renderer, tenant_id=tenant_id, name=name, selector=selector
+            )
         cache.put(tenant_id, name, selector, plan, loaded_at_generation=generation)
     return plan

@@ -337,14 +337,13 @@ async def render(
     name: NamePath,
     body: RenderRequest,
     principal: RunPrincipal,
-    session: SessionDep,
     request: Request,
 ) -> RenderOut:
     """Render a version's messages with variables, and report every version used."""
     if body.label is not None and body.version is not None:
         raise InvalidInput.field("body.version", "give `label` or `version`, not both")
     rendered = await render_prompt(
-        session,
+        request.app.state.sessionmaker,
         cache=request.app.state.plan_cache,
         renderer=request.app.state.renderer,
         tenant_id=principal.tenant_id,

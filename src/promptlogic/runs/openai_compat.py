@@ -22,12 +22,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from promptlogic.db.engine import SessionDep
 from promptlogic.errors import PROBLEM_JSON, InvalidInput
 from promptlogic.prompts.cache import RenderPlan, Selector
-from promptlogic.prompts.render import load_plan, selector_for
+from promptlogic.prompts.render import plan_for, selector_for
 from promptlogic.rendering import sharing
 from promptlogic.runs import idempotency
 from promptlogic.runs.openai_schemas import (
@@ -100,21 +98,20 @@ router = APIRouter(prefix="/v1", tags=["openai-compatible"], route_class=OpenAIE
 async def create_chat_completion(
     body: ChatCompletionRequest,
     principal: RunPrincipal,
-    session: SessionDep,
     request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse | StreamingResponse:
     """Run the managed prompt `model` names and answer as OpenAI's Chat Completions API does:
     a `chat.completion`, or `chat.completion.chunk` Server-Sent Events with `stream: true`."""
     services = RunServices.of(request.app.state)
-    run_request = await run_request_of(session, services, principal, body)
+    run_request = await run_request_of(services, principal, body)
     headers = _ignored_header(body.ignored())
     if body.stream:
         if idempotency_key is not None:
             raise InvalidInput.field(
                 "header.Idempotency-Key", "a streamed run cannot be replayed; retry it without"
             )
-        prepared = await prepare_run(session, services, principal, run_request)
+        prepared = await prepare_run(services, principal, run_request)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         events = stream_run(services, principal, prepared)
         return StreamingResponse(
@@ -128,7 +125,7 @@ async def create_chat_completion(
             },
         )
     if idempotency_key is None:
-        record = await execute_run(session, services, principal, run_request)
+        record = await execute_run(services, principal, run_request)
         answer = completion_of(result_of(record), run_request.name, _epoch(record.created_at))
         return _answer(answer, headers)
     claim = idempotency.Claim(
@@ -136,14 +133,14 @@ async def create_chat_completion(
         principal.tenant_id,
         idempotency.checked_key(idempotency_key),
     )
-    return await _run_once(claim, session, services, principal, run_request, body)
+    return await _run_once(claim, services, principal, run_request, body)
 
 
 # --- request → run -----------------------------------------------------------------------
 
 
 async def run_request_of(
-    session: AsyncSession, services: RunServices, principal: Principal, body: ChatCompletionRequest
+    services: RunServices, principal: Principal, body: ChatCompletionRequest
 ) -> RunRequest:
     """The run a request asks for; 422 naming the field for whatever cannot be honoured."""
     problems = body.refused()
@@ -157,7 +154,7 @@ async def run_request_of(
             "body.version", "give a label in `model` (`prompt:NAME@LABEL`) or `version`, not both"
         )
     selector = selector_for(label, body.version)
-    declared = await declared_variables(session, services, principal, name, selector)
+    declared = await declared_variables(services, principal, name, selector)
     variables, tags = split_metadata(body.metadata or {}, declared)
     variables = merge_variables(
         [
@@ -192,7 +189,6 @@ def parse_model(model: str) -> tuple[str, str | None]:
 
 
 async def declared_variables(
-    session: AsyncSession,
     services: RunServices,
     principal: Principal,
     name: str,
@@ -202,39 +198,26 @@ async def declared_variables(
     only names that loose data (metadata entries, the last user message) may fill. A label
     that splits traffic may render any of its versions, so those of each count."""
     with sharing(principal.tenant_id):
-        plan = await _cached_plan(session, services, principal.tenant_id, name, selector)
+        plan = await _cached_plan(services, principal.tenant_id, name, selector)
         plans = [plan]
         for version, _ in plan.split or ():
             if version != plan.version:
                 arm = ("version", version)
-                plans.append(await _cached_plan(session, services, principal.tenant_id, name, arm))
+                plans.append(await _cached_plan(services, principal.tenant_id, name, arm))
     return frozenset().union(*(_properties(p.input_schema) for p in plans))
 
 
 async def _cached_plan(
-    session: AsyncSession,
-    services: RunServices,
-    tenant_id: uuid.UUID,
-    name: str,
-    selector: Selector,
+    services: RunServices, tenant_id: uuid.UUID, name: str, selector: Selector
 ) -> RenderPlan:
     """A plan read as `render_prompt` reads it, through the same cache, so the render that
     follows finds it there."""
-    plan = services.plans.get(tenant_id, name, selector)
-    if plan is None:
-        generation = services.plans.generation
-        try:
-            plan = await load_plan(
-                session,
-                renderer=services.renderer,
-                tenant_id=tenant_id,
-                name=name,
-                selector=selector,
-            )
-        except InvalidInput as exc:
-            raise _as_model_problem(exc) from None
-        services.plans.put(tenant_id, name, selector, plan, loaded_at_generation=generation)
-    return plan
+    try:
+        return await plan_for(
+            services.sessions, services.plans, services.renderer, tenant_id, name, selector
+        )
+    except InvalidInput as exc:
+        raise _as_model_problem(exc) from None
 
 
 def _properties(schema: dict[str, Any]) -> frozenset[str]:
@@ -455,7 +438,6 @@ def _exception_handler(
 
 async def _run_once(
     claim: idempotency.Claim,
-    session: AsyncSession,
     services: RunServices,
     principal: Principal,
     run_request: RunRequest,
@@ -470,7 +452,7 @@ async def _run_once(
     if replay is not None:
         return _answer(replay, {**headers, "Idempotent-Replayed": "true"})
     try:
-        record = await execute_run(session, services, principal, run_request)
+        record = await execute_run(services, principal, run_request)
     except BaseException:
         # A failed run may be retried; shielded so a client hanging up still frees the key.
         await asyncio.shield(claim.release())

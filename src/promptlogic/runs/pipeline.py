@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from promptlogic.errors import Problem
 from promptlogic.prompts.cache import PlanCache, Selector
@@ -50,6 +50,7 @@ class RunNotKept(Problem):
 class RunServices:
     """The per-worker resources a run uses, owned by the app's lifespan."""
 
+    sessions: async_sessionmaker[AsyncSession]
     plans: PlanCache
     renderer: Renderer
     providers: ProviderRegistry
@@ -61,6 +62,7 @@ class RunServices:
     def of(cls, state: Any) -> RunServices:
         """The services on the app's `state`, as the lifespan set them up."""
         return cls(
+            sessions=state.sessionmaker,
             plans=state.plan_cache,
             renderer=state.renderer,
             providers=state.providers,
@@ -92,7 +94,7 @@ class PreparedRun:
 
 
 async def prepare_run(
-    session: AsyncSession, services: RunServices, principal: Principal, request: RunRequest
+    services: RunServices, principal: Principal, request: RunRequest
 ) -> PreparedRun:
     """Everything before the model call; its errors (bad input, unknown prompt) are answered
     before any response starts and are not runs."""
@@ -112,7 +114,7 @@ async def prepare_run(
         label=request.selector[1] if request.selector[0] == "label" else None,  # type: ignore[arg-type]
     )
     rendered = await render_prompt(
-        session,
+        services.sessions,
         cache=services.plans,
         renderer=services.renderer,
         tenant_id=principal.tenant_id,
@@ -137,10 +139,10 @@ async def prepare_run(
 
 
 async def execute_run(
-    session: AsyncSession, services: RunServices, principal: Principal, request: RunRequest
+    services: RunServices, principal: Principal, request: RunRequest
 ) -> RunRecord:
     """Run a prompt once and return its record (already handed to the recorder)."""
-    run = await prepare_run(session, services, principal, request)
+    run = await prepare_run(services, principal, request)
     try:
         completion = await run.provider.complete(run.messages, run.model, run.response_format)
         try:

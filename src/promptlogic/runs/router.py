@@ -81,7 +81,6 @@ async def run_prompt(
     name: Annotated[str, Path(pattern=NAME_PATTERN)],
     body: RunRequestBody,
     principal: RunPrincipal,
-    session: SessionDep,
     request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> RunResult | StreamingResponse | JSONResponse:
@@ -103,14 +102,14 @@ async def run_prompt(
             raise InvalidInput.field(
                 "header.Idempotency-Key", "a streamed run cannot be replayed; retry it without"
             )
-        prepared = await prepare_run(session, services, principal, run_request)
+        prepared = await prepare_run(services, principal, run_request)
         return StreamingResponse(
             stream_run(services, principal, prepared),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
     if idempotency_key is None:
-        record = await execute_run(session, services, principal, run_request)
+        record = await execute_run(services, principal, run_request)
         return RunResult.model_validate(result_of(record))
     claim = idempotency.Claim(
         state.sessionmaker, principal.tenant_id, idempotency.checked_key(idempotency_key)
@@ -119,7 +118,7 @@ async def run_prompt(
     if replay is not None:
         return JSONResponse(replay, headers={"Idempotent-Replayed": "true"})
     try:
-        record = await execute_run(session, services, principal, run_request)
+        record = await execute_run(services, principal, run_request)
     except BaseException:
         # A failed run may be retried; shielded so a client hanging up still frees the key.
         await asyncio.shield(claim.release())
