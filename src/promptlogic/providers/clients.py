@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from openai import AsyncAzureOpenAI, AsyncOpenAI
+from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from promptlogic.errors import InvalidInput
@@ -70,6 +70,9 @@ def build_client(connection: ResolvedConnection) -> AsyncOpenAI:
         "timeout": connection.timeout_seconds,
         "max_retries": 0,
         "default_headers": dict(connection.headers) or None,
+        # aiohttp instead of the default httpx transport: about a third of the CPU per call,
+        # and no scan of every pooled connection before each request.
+        "http_client": DefaultAioHttpClient(timeout=connection.timeout_seconds),
     }
     if connection.kind == "azure_openai":
         client: AsyncOpenAI = AsyncAzureOpenAI(

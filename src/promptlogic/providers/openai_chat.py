@@ -127,6 +127,29 @@ def _usage(usage: Any) -> Usage:
     )
 
 
+def _completion_of(answer: Any, *, default_model: str, provider: str) -> Completion:
+    """A chat completion's JSON as a `Completion`; `MalformedOutput` for anything else."""
+    try:
+        choice = answer["choices"][0]
+        content = choice["message"].get("content") or ""
+        usage = answer.get("usage") or {}
+        input_tokens = int(usage.get("prompt_tokens") or 0)
+        output_tokens = int(usage.get("completion_tokens") or 0)
+        model = answer.get("model") or default_model
+        finish_reason = choice.get("finish_reason") or "stop"
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+        raise MalformedOutput("the provider's answer is not a chat completion") from None
+    if not isinstance(content, str) or not isinstance(model, str):
+        raise MalformedOutput("the provider's answer is not a chat completion")
+    return Completion(
+        text=content,
+        usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+        model=model,
+        provider=provider,
+        finish_reason=str(finish_reason),
+    )
+
+
 class OpenAIChatProvider:
     """A connection's pooled client seen as a `ChatProvider`; cheap to build per call."""
 
@@ -154,19 +177,18 @@ class OpenAIChatProvider:
         response_format: ResponseFormat = None,
     ) -> Completion:
         request = build_request(messages, model_settings, response_format, stream=False)
-        response = await self.client.chat.completions.create(
-            **request, timeout=timeout_of(model_settings, self.timeout_seconds)
+        options = request.pop("extra_body", {})
+        body = {**request, **options}
+        # The client's own `post`, not `chat.completions.create`: the same request, auth and
+        # errors, without converting the body through the SDK's types both ways, which was
+        # the largest part of a run's CPU time.
+        answer = await self.client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            options={"timeout": timeout_of(model_settings, self.timeout_seconds)},
         )
-        if not getattr(response, "choices", None):
-            raise MalformedOutput("the provider's answer has no choices")
-        choice = response.choices[0]
-        return Completion(
-            text=choice.message.content or "",
-            usage=_usage(response.usage),
-            model=response.model or request["model"],
-            provider=self.kind,
-            finish_reason=choice.finish_reason or "stop",
-        )
+        return _completion_of(answer, default_model=body["model"], provider=self.kind)
 
     async def stream(
         self,
