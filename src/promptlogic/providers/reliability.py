@@ -47,6 +47,10 @@ CREDENTIAL_STATUSES = frozenset({401, 403})  # the same key fails on every model
 _KEY_LIKE = re.compile(r"\b(?:sk|pl)[-_][A-Za-z0-9_*-]{6,}|(?i:bearer)\s+\S+")
 
 
+# One generator for every run: seeding a new one per run reads the OS's entropy each time.
+_JITTER = random.Random()  # noqa: S311 - jitter, not cryptography
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How hard to try one model: `attempts` calls in all, waits within [base/2, cap]."""
@@ -226,7 +230,7 @@ class ReliableProvider:
         self.policy = policy or RetryPolicy()
         self._secrets = tuple(secrets)
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or _JITTER
 
     async def complete(
         self,

@@ -110,7 +110,8 @@ async def run_prompt(
         )
     if idempotency_key is None:
         record = await execute_run(services, principal, run_request)
-        return RunResult.model_validate(result_of(record))
+        # `result_of` is plain JSON already: sent as it is, not validated again (hot path).
+        return JSONResponse(result_of(record))
     claim = idempotency.Claim(
         state.sessionmaker, principal.tenant_id, idempotency.checked_key(idempotency_key)
     )
@@ -125,4 +126,4 @@ async def run_prompt(
         raise
     result = result_of(record)
     await claim.store(result)
-    return RunResult.model_validate(result)
+    return JSONResponse(result)
