@@ -14,6 +14,7 @@ from promptlogic.db.engine import create_engine, create_sessionmaker
 from promptlogic.db.migrations import ensure_at_head, head_revision
 from promptlogic.db.notify import LISTENER_KEY, ChangeListener
 from promptlogic.errors import install_error_handlers
+from promptlogic.gc_tuning import tune_for_serving
 from promptlogic.health import router as health_router
 from promptlogic.limits import BodySizeLimit
 from promptlogic.prompts.cache import PlanCache
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.run_recorder = run_recorder
             await run_recorder.start()
             resources.push_async_callback(run_recorder.stop)
+            tune_for_serving()
             yield
 
     app = FastAPI(

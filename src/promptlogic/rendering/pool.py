@@ -170,8 +170,11 @@ class RenderPool:
             if self._closing or not self._started:
                 raise PoolUnavailable("the renderer is not running")
             try:
-                async with asyncio.timeout_at(deadline):
-                    worker = await self._idle.get()
+                if self._idle.empty():
+                    async with asyncio.timeout_at(deadline):
+                        worker = await self._idle.get()
+                else:  # a free worker: no timer to set up and cancel
+                    worker = self._idle.get_nowait()
             except TimeoutError:
                 raise PoolUnavailable(
                     f"no render worker was free within {self.queue_timeout} s"

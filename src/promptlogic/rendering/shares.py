@@ -44,7 +44,10 @@ class Shares:
         self._holders[key] = self._holders.get(key, 0) + 1
         try:
             try:
-                await asyncio.wait_for(semaphore.acquire(), self.wait_seconds)
+                if semaphore.locked():
+                    await asyncio.wait_for(semaphore.acquire(), self.wait_seconds)
+                else:  # a free slot: taken at once, without a timer and a task to wait in
+                    await semaphore.acquire()
             except TimeoutError:
                 raise RendererUnavailable(
                     f"Too many of your renders are running at once (at most {self.per_key}); "
