@@ -36,7 +36,7 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix src tests migrations bench
 
 bench: $(VENV)/.installed-dev  ## benchmarks; they print figures and are not part of `make test`
-	for bench in auth_overhead render_isolation render_throughput propagation; do \
+	for bench in auth_overhead render_isolation render_throughput propagation run_records run_overhead; do \
 		echo "== $$bench"; $(BIN)/python bench/$$bench.py || exit 1; done
 
 clean:
