@@ -179,8 +179,8 @@ class UsageLimiter:
     @staticmethod
     def _too_many(limit: int, retry_after: float) -> UsageLimited:
         return UsageLimited(
-            f"This tenant may start {limit} runs per minute and has used them all; "
-            "retry after the minute ends.",
+            f"This tenant may start {limit} run{'s' if limit != 1 else ''} per minute and has "
+            "used them all; retry after the minute ends.",
             retry_after,
         )
 
