@@ -8,14 +8,8 @@ import pytest
 from sqlalchemy import text
 
 from promptlogic.runs.recorder import RunRecorder
-from tests.factories import KeyFixture, make_key
 from tests.helpers import assert_problem
-from tests.runs.test_run_endpoint import VARIABLES, events_of, make_prompt, run
-
-
-@pytest.fixture
-async def runner(session, tenant) -> KeyFixture:
-    return await make_key(session, tenant, ["run", "read"], name="checkout")
+from tests.runs.support import VARIABLES, events_of, make_prompt, run
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from pydantic import BaseModel
 
 from promptlogic.demo_prompts import TRIAGE_RESPONSE_FORMAT
 from tests.factories import KeyFixture, make_key, make_tenant
-from tests.fakes import Fail, FakeOpenAI, Reply, Stream, Usage
+from tests.fakes import Fail, Reply, Stream, Usage
 from tests.live import serving
+from tests.runs.support import use_fake
 
 UPSTREAM_KEY = "sk-compat-upstream-secret-0123456789"
 TRIAGE = {
@@ -54,11 +55,6 @@ async def recorded(app) -> AsyncIterator[None]:
     """Write each test's runs before the next test empties the tables under them."""
     yield
     await app.state.run_recorder.flush()
-
-
-@pytest.fixture
-async def runner(session, tenant) -> KeyFixture:
-    return await make_key(session, tenant, ["run", "read"], name="checkout")
 
 
 def sdk_for(live_url: str, key: KeyFixture | str, **options: Any) -> openai.AsyncOpenAI:
@@ -98,22 +94,6 @@ async def move_label(client, admin, name, label, version, expected) -> None:
     assert response.status_code == 200, response.text
 
 
-async def use_fake(client, admin, fake_openai: FakeOpenAI) -> None:
-    """The tenant's default provider: the fake server."""
-    response = await client.post(
-        "/v1/providers",
-        headers=admin.headers,
-        json={
-            "name": "fake",
-            "kind": "openai_compatible",
-            "base_url": fake_openai.base_url,
-            "api_key": UPSTREAM_KEY,
-            "is_default": True,
-        },
-    )
-    assert response.status_code == 201, response.text
-
-
 async def stored(app, client, key, run_id) -> dict[str, Any]:
     await app.state.run_recorder.flush()
     response = await client.get(f"/v1/runs/{run_id}", headers=key.headers)
@@ -148,7 +128,7 @@ async def test_variables_in_metadata_run_the_production_version_as_a_chat_comple
     app, client, admin, runner, sdk, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     fake_openai.push(Reply("Your parcel is on its way.", usage=Usage(40, 8)))
 
     raw = await sdk.chat.completions.with_raw_response.create(
@@ -199,7 +179,7 @@ async def test_variables_in_extra_body_and_a_label_in_the_model_select_that_vers
         ],
     )
     await move_label(client, admin, "triage", "staging", 2, expected=None)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
 
     staged = await sdk.chat.completions.create(
         model="prompt:triage@staging", messages=ASK, extra_body={"variables": VARIABLES}
@@ -235,7 +215,7 @@ async def test_a_split_label_keeps_a_user_on_one_version_and_takes_any_versions_
         },
     )
     assert response.status_code == 200, response.text
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     metadata = {**VARIABLES, "tone": "calm", "order": "A-1"}
 
     versions = set()
@@ -265,7 +245,7 @@ async def test_metadata_variables_may_be_a_json_string_holding_any_json(
             "additionalProperties": False,
         },
     )
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     raw = await sdk.chat.completions.with_raw_response.create(
         model="prompt:triage",
         messages=ASK,
@@ -291,7 +271,7 @@ async def test_the_last_user_message_fills_a_declared_input_variable(
             {"role": "user", "content": "{{ input }}"},
         ],
     )
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     raw = await sdk.chat.completions.with_raw_response.create(
         model="prompt:helpdesk",
         messages=[
@@ -321,7 +301,7 @@ async def test_sampling_parameters_are_the_versions_and_the_callers_are_named_as
     client, admin, sdk, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     raw = await sdk.chat.completions.with_raw_response.create(
         model="prompt:triage",
         messages=ASK,
@@ -342,7 +322,7 @@ async def test_a_response_format_prompt_answers_json_the_sdk_can_parse(
     client, admin, sdk, fake_openai
 ):
     await make_prompt(client, admin, response_format=TRIAGE_RESPONSE_FORMAT)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     answer = {"category": "shipping", "priority": "normal", "needs_human": False, "summary": "Late"}
     fake_openai.push(Reply(answer), Reply(answer))
 
@@ -364,7 +344,7 @@ async def test_a_repaired_output_replaces_the_invalid_one_whole_or_streamed(
 ):
     model = {**TRIAGE["model"], "repair": True}
     await make_prompt(client, admin, response_format=TRIAGE_RESPONSE_FORMAT, model=model)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     answer = {"category": "shipping", "priority": "low", "needs_human": False, "summary": "Late"}
     ask = {"model": "prompt:triage", "messages": ASK, "metadata": VARIABLES}
 
@@ -386,7 +366,7 @@ async def test_an_idempotency_key_replays_the_first_answer_without_a_second_call
     client, admin, sdk, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     fake_openai.push(Reply("first answer"))
     ask = {"model": "prompt:triage", "messages": ASK, "metadata": VARIABLES}
     headers = {"Idempotency-Key": "order-1042"}
@@ -407,7 +387,7 @@ async def test_streamed_chunks_add_up_to_the_output_and_the_run_is_recorded(
     app, client, admin, runner, sdk, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     fake_openai.push(Stream(["Your ", "parcel ", "is coming."], usage=Usage(30, 5)))
 
     stream = await sdk.chat.completions.create(
@@ -434,7 +414,7 @@ async def test_the_sdks_stream_helper_assembles_the_completion_with_usage(
     client, admin, sdk, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     fake_openai.push(Stream(["Your ", "parcel ", "is coming."], usage=Usage(30, 5)))
 
     async with sdk.chat.completions.stream(
@@ -456,7 +436,7 @@ async def test_include_usage_sends_one_usage_chunk_without_choices_before_done(
     client, admin, sdk, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     fake_openai.push(Stream(["Your ", "parcel."], usage=Usage(30, 2)))
     stream = await sdk.chat.completions.create(
         model="prompt:triage",
@@ -477,7 +457,7 @@ async def test_a_stream_that_breaks_raises_in_the_sdk_and_the_run_is_recorded_fa
     app, client, admin, runner, sdk, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     fake_openai.push(Stream(["Your ", "parcel ", "is coming."], break_after=1))
 
     stream = await sdk.chat.completions.create(
@@ -536,7 +516,7 @@ async def test_missing_variables_are_a_422_naming_each_and_call_no_model(
     client, admin, sdk, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     with pytest.raises(openai.UnprocessableEntityError) as caught:
         await sdk.chat.completions.create(
             model="prompt:triage", messages=ASK, metadata={"company": "Acme"}
@@ -619,7 +599,7 @@ async def test_an_upstream_failure_is_a_502_the_sdk_does_not_retry_and_a_failed_
     app, live_url, client, admin, runner, fake_openai
 ):
     await make_prompt(client, admin)
-    await use_fake(client, admin, fake_openai)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
     fake_openai.set_default(Fail(500))
 
     async with sdk_for(live_url, runner, max_retries=2) as sdk:  # the SDK's default retries

@@ -10,7 +10,7 @@ from promptlogic.app import create_app
 from tests.conftest import client_for, make_settings, running
 from tests.factories import make_key
 from tests.fakes import Reply
-from tests.runs.test_run_endpoint import VARIABLES, make_prompt, run, use_fake
+from tests.runs.support import VARIABLES, make_prompt, run, use_fake
 
 
 @pytest.fixture

@@ -3,67 +3,20 @@
 from __future__ import annotations
 
 import jsonschema
-import pytest
 
 from promptlogic.demo_prompts import TRIAGE_RESPONSE_FORMAT
 from tests.factories import make_key
 from tests.fakes import Fail, Reply, Usage
 from tests.helpers import assert_names_field, assert_problem
-
-API_KEY = "sk-run-test-secret-0123456789"
-TICKET = {
-    "messages": [
-        {"role": "system", "content": "Triage for {{ company }}."},
-        {"role": "user", "content": "{{ ticket }}"},
-    ],
-    "model": {"name": "gpt-4o-mini", "temperature": 0},
-}
-
-
-@pytest.fixture
-async def runner(session, tenant):
-    return await make_key(session, tenant, ["run", "read"], name="checkout")
-
-
-async def make_prompt(client, admin, name="triage", **content):
-    body = {"name": name, "version": {**TICKET, **content}}
-    response = await client.post("/v1/prompts", headers=admin.headers, json=body)
-    assert response.status_code == 201, response.text
-    moved = await client.put(
-        f"/v1/prompts/{name}/labels/production",
-        headers=admin.headers,
-        json={"version": 1, "expected_version": None},
-    )
-    assert moved.status_code == 200, moved.text
-
-
-async def use_fake(client, admin, fake_openai):
-    response = await client.post(
-        "/v1/providers",
-        headers=admin.headers,
-        json={
-            "name": "fake",
-            "kind": "openai_compatible",
-            "base_url": fake_openai.base_url,
-            "api_key": API_KEY,
-            "is_default": True,
-        },
-    )
-    assert response.status_code == 201, response.text
-
-
-async def run(client, key, body, name="triage"):
-    return await client.post(f"/v1/prompts/{name}/run", headers=key.headers, json=body)
-
-
-async def stored(app, client, key, run_id):
-    await app.state.run_recorder.flush()
-    response = await client.get(f"/v1/runs/{run_id}", headers=key.headers)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-VARIABLES = {"company": "Acme", "ticket": "Where is my parcel?"}
+from tests.runs.support import (
+    API_KEY,
+    VARIABLES,
+    events_of,
+    make_prompt,
+    run,
+    stored,
+    use_fake,
+)
 
 
 async def test_an_offline_run_answers_json_that_satisfies_the_response_format(
@@ -154,15 +107,20 @@ GOOD_TRIAGE = {
 }
 
 
-async def test_a_repair_attempt_asks_once_with_the_problem_and_adds_up_usage(
-    app, client, admin, runner, fake_openai
-):
+async def make_repairing_prompt(client, admin) -> None:
+    """A prompt with a JSON response format that allows one repair attempt."""
     await make_prompt(
         client,
         admin,
         response_format=TRIAGE_RESPONSE_FORMAT,
         model={"name": "gpt-4o-mini", "repair": True},
     )
+
+
+async def test_a_repair_attempt_asks_once_with_the_problem_and_adds_up_usage(
+    app, client, admin, runner, fake_openai
+):
+    await make_repairing_prompt(client, admin)
     await use_fake(client, admin, fake_openai)
     fake_openai.push(Reply({"category": "weather"}, usage=Usage(100, 10)))
     fake_openai.push(Reply(GOOD_TRIAGE, usage=Usage(130, 20)))
@@ -185,12 +143,7 @@ async def test_a_repair_attempt_asks_once_with_the_problem_and_adds_up_usage(
 async def test_a_failed_repair_fails_the_run_after_exactly_two_calls(
     app, client, admin, runner, fake_openai
 ):
-    await make_prompt(
-        client,
-        admin,
-        response_format=TRIAGE_RESPONSE_FORMAT,
-        model={"name": "gpt-4o-mini", "repair": True},
-    )
+    await make_repairing_prompt(client, admin)
     await use_fake(client, admin, fake_openai)
     fake_openai.push(Reply("not json"), Reply({"category": "still wrong"}))
     problem = assert_problem(await run(client, runner, {"variables": VARIABLES}), 502)
@@ -209,12 +162,7 @@ async def test_without_repair_an_invalid_output_costs_one_call(client, admin, ru
 async def test_a_streamed_run_is_repaired_after_a_repair_event(
     app, client, admin, runner, fake_openai
 ):
-    await make_prompt(
-        client,
-        admin,
-        response_format=TRIAGE_RESPONSE_FORMAT,
-        model={"name": "gpt-4o-mini", "repair": True},
-    )
+    await make_repairing_prompt(client, admin)
     await use_fake(client, admin, fake_openai)
     fake_openai.push(Reply("oops"), Reply(GOOD_TRIAGE))
     response = await run(client, runner, {"variables": VARIABLES, "stream": True})
@@ -237,16 +185,6 @@ async def test_run_needs_run_scope_and_valid_input(client, session, tenant, admi
     both = await run(client, runner, {"variables": VARIABLES, "label": "production", "version": 1})
     assert_problem(both, 422)
     assert_problem(await run(client, runner, {"variables": VARIABLES}, name="ghost"), 404)
-
-
-def events_of(text: str) -> list[tuple[str, dict]]:
-    import json
-
-    found = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        found.append((lines["event"], json.loads(lines["data"])))
-    return found
 
 
 async def test_a_streamed_run_sends_deltas_then_one_done_event_and_is_recorded(

@@ -6,14 +6,8 @@ from collections import Counter
 
 import pytest
 
-from tests.factories import make_key
 from tests.helpers import assert_names_field, assert_problem, walk_pages
-from tests.runs.test_run_endpoint import TICKET, VARIABLES, run
-
-
-@pytest.fixture
-async def runner(session, tenant):
-    return await make_key(session, tenant, ["run", "read"], name="checkout")
+from tests.runs.support import TICKET, VARIABLES, run
 
 
 async def two_versions(client, admin) -> None:

@@ -13,7 +13,7 @@ from tests.conftest import client_for, running
 from tests.factories import make_key, make_tenant
 from tests.fakes import Reply, Usage
 from tests.helpers import assert_names_field, assert_problem
-from tests.runs.test_run_endpoint import VARIABLES, make_prompt, run, use_fake
+from tests.runs.support import VARIABLES, make_prompt, run, use_fake
 
 
 @pytest.fixture
