@@ -166,6 +166,22 @@ async def test_variables_in_metadata_run_the_production_version_as_a_chat_comple
     assert record["output"] == "Your parcel is on its way."
 
 
+async def test_an_answer_cut_short_says_length_whole_and_streamed(client, admin, sdk, fake_openai):
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai, api_key=UPSTREAM_KEY)
+    fake_openai.push(Reply("Your parcel", finish_reason="length"))
+    whole = await sdk.chat.completions.create(
+        model="prompt:triage", messages=ASK, metadata=VARIABLES
+    )
+    assert whole.choices[0].finish_reason == "length"
+    fake_openai.push(Reply("Your parcel", finish_reason="length"))
+    stream = await sdk.chat.completions.create(
+        model="prompt:triage", messages=ASK, metadata=VARIABLES, stream=True
+    )
+    reasons = [c.choices[0].finish_reason async for c in stream if c.choices]
+    assert reasons[-1] == "length"
+
+
 async def test_variables_in_extra_body_and_a_label_in_the_model_select_that_version(
     client, admin, sdk, fake_openai
 ):

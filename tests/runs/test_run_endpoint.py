@@ -176,6 +176,16 @@ async def test_a_streamed_run_is_repaired_after_a_repair_event(
     assert fake_openai.call_count() == 2
 
 
+async def test_a_run_says_why_the_model_stopped(client, admin, runner, fake_openai):
+    await make_prompt(client, admin)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply("Your parcel", finish_reason="length"))
+    body = (await run(client, runner, {"variables": VARIABLES})).json()
+    assert body["finish_reason"] == "length"
+    fake_openai.push(Reply("Your parcel is coming."))
+    assert (await run(client, runner, {"variables": VARIABLES})).json()["finish_reason"] == "stop"
+
+
 async def test_run_needs_run_scope_and_valid_input(client, session, tenant, admin, runner):
     await make_prompt(client, admin)
     reader = await make_key(session, tenant, ["read", "write"])

@@ -296,7 +296,12 @@ def completion_of(result: dict[str, Any], prompt: str, created: int) -> dict[str
         id=completion_id(result["id"]),
         created=created,
         model=result["model"] or "",
-        choices=[Choice(message=AssistantMessage(content=result["output"]))],
+        choices=[
+            Choice(
+                message=AssistantMessage(content=result["output"]),
+                finish_reason=result.get("finish_reason") or "stop",
+            )
+        ],
         usage=CompletionUsage.of(result["usage"]),
         promptlogic=run_info(result, prompt),
     ).model_dump(mode="json")
@@ -362,7 +367,8 @@ def _closing_chunks(
     """After the content: `finish_reason` with the run's details, the usage, `[DONE]`."""
     done = {**base, "model": result["model"] or base["model"]}
     info = run_info(result, prompt).model_dump(mode="json")
-    chunks = [_chunk(done, {}, finish_reason="stop", promptlogic=info)]
+    finish_reason = result.get("finish_reason") or "stop"
+    chunks = [_chunk(done, {}, finish_reason=finish_reason, promptlogic=info)]
     if include_usage:
         usage = CompletionUsage.of(result["usage"]).model_dump()
         chunks.append(_sse({**done, "choices": [], "usage": usage}))

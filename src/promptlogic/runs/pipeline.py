@@ -273,6 +273,7 @@ def result_of(record: RunRecord, latency_ms: int | None = None) -> dict[str, Any
         "cost": None if record.cost is None else float(record.cost),
         "latency_ms": record.latency_ms if latency_ms is None else latency_ms,
         "repaired": record.repaired,
+        "finish_reason": record.finish_reason,
     }
 
 
@@ -320,6 +321,7 @@ def _take_completion(record: RunRecord, completion: Completion) -> None:
     """The answer's text and model; tokens add up over the calls of a run (with its repair)."""
     record.output = completion.text
     record.model = completion.model
+    record.finish_reason = completion.finish_reason
     record.input_tokens = (record.input_tokens or 0) + completion.usage.input_tokens
     record.output_tokens = (record.output_tokens or 0) + completion.usage.output_tokens
 

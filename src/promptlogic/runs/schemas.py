@@ -48,7 +48,6 @@ class RunOut(BaseModel):
     usage: UsageOut
     cost: Cost
     latency_ms: int
-    repaired: bool = False
     time_to_first_token_ms: int | None
     repaired: bool
     error: dict[str, Any] | None
@@ -114,3 +113,6 @@ class RunResult(BaseModel):
     cost: Cost
     latency_ms: int
     repaired: bool = False
+    finish_reason: str | None = Field(
+        default=None, description="Why the model stopped: `stop`, or `length` when cut short."
+    )

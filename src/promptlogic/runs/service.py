@@ -53,6 +53,7 @@ class RunRecord:
     cost: Decimal | None = None
     time_to_first_token_ms: int | None = None
     repaired: bool = False
+    finish_reason: str | None = None  # why the model stopped; answered, not stored
     error: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
@@ -63,6 +64,7 @@ class RunRecord:
         """The record as column values of `runs` (built in the writer, off the hot path)."""
         values = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
         values["meta"] = values.pop("metadata")
+        del values["finish_reason"]
         return values
 
 
