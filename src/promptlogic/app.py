@@ -27,6 +27,7 @@ from promptlogic.providers.router import router as providers_router
 from promptlogic.providers.secrets import SecretBox
 from promptlogic.providers.service import PROVIDER_TOPIC
 from promptlogic.rendering import Renderer
+from promptlogic.runs.openai_compat import OpenAIErrorBodies
 from promptlogic.runs.openai_compat import router as openai_router
 from promptlogic.runs.recorder import RunRecorder
 from promptlogic.runs.router import prompt_runs
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The last added runs first: refuse unauthenticated API calls before reading any body.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyGate, prefix="/v1/")
+    app.add_middleware(OpenAIErrorBodies, path="/v1/chat/completions")
     app.include_router(health_router)
     app.include_router(tenancy_router)
     app.include_router(audit_router)

@@ -580,8 +580,25 @@ async def test_a_wrong_key_is_an_authentication_error(live_url, client, admin):
     await make_prompt(client, admin)
     forged = "pl_0123456789ab_" + "a" * 48
     async with sdk_for(live_url, forged) as stranger:
-        with pytest.raises(openai.AuthenticationError):
+        with pytest.raises(openai.AuthenticationError) as caught:
             await stranger.chat.completions.create(model="prompt:triage", messages=ASK)
+    # Refused before any route runs, and still in OpenAI's shape: the SDK shows the reason.
+    assert "API key" in caught.value.message
+    assert caught.value.code == "unauthorized"
+    assert caught.value.response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_body_over_the_limit_is_refused_with_a_reason_the_sdk_shows(
+    live_url, client, admin, sdk
+):
+    await make_prompt(client, admin)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await sdk.chat.completions.create(
+            model="prompt:triage", messages=[{"role": "user", "content": "x" * 2_000_000}]
+        )
+    assert caught.value.status_code == 413
+    assert "larger than the limit" in caught.value.message
+    assert caught.value.code == "payload-too-large"
 
 
 async def test_a_key_without_the_run_scope_is_a_permission_denied_error(

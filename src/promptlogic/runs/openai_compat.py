@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promptlogic.errors import PROBLEM_JSON, InvalidInput
 from promptlogic.prompts.cache import RenderPlan, Selector
@@ -426,6 +427,55 @@ def with_openai_error(response: Response) -> Response:
     if status in ALREADY_RETRIED:
         answer.headers["x-should-retry"] = "false"
     return answer
+
+
+class OpenAIErrorBodies:
+    """ASGI middleware: problem+json answered on `path` before the route runs (401 from the
+    key gate, 413 or 422 from the body checks) gets OpenAI's `error` object too, so an SDK
+    client reads the reason; the route's own errors already carry it."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def decorate(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                if headers.get(b"content-type", b"").startswith(PROBLEM_JSON.encode()):
+                    start = message  # held until the whole body is here
+                    return
+            elif start is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                await _send_decorated(send, start, b"".join(chunks))
+                return
+            await send(message)
+
+        await self.app(scope, receive, decorate)
+
+
+async def _send_decorated(send: Send, start: Message, body: bytes) -> None:
+    problem = json.loads(body)
+    if isinstance(problem, dict) and "error" not in problem:
+        status = int(start["status"])
+        slug = str(problem.get("type", "")).rsplit("/", 1)[-1]
+        errors = problem.get("errors") or [{}]
+        param = str(errors[0].get("field", "")).removeprefix("body.") or None
+        problem["error"] = openai_error(status, str(problem.get("detail", "")), slug, param)
+        body = json.dumps(problem).encode()
+    headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _exception_handler(
