@@ -70,7 +70,7 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=64,
-        description="Sandboxed template worker processes per service worker (unset: one per CPU).",
+        description="Sandboxed template worker processes per service worker (unset: two per CPU).",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,

@@ -40,10 +40,14 @@ class PoolUnavailable(Exception):
 
 
 def default_size() -> int:
+    """Two workers per CPU: much of a render's round trip is the pipe and the wake-ups on both
+    ends, so with one per CPU a single busy tenant (who may hold every worker but one) waited
+    on one worker while the cores idled (`bench/run_overhead.py`: 435 → 627 runs/s at c=64)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return 2 * max(1, cpus)
 
 
 def _consume(task: asyncio.Task[Any]) -> None:
