@@ -70,7 +70,8 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=64,
-        description="Sandboxed template worker processes per service worker (unset: two per CPU).",
+        description="Sandboxed template worker processes per service worker "
+        "(unset: three per CPU, at most 16).",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
