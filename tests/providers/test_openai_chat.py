@@ -98,7 +98,8 @@ async def test_stream_yields_deltas_then_one_completion_with_usage(
 ):
     fake_openai.push(Stream(["Refund ", "one ", "charge."], usage=Usage(30, 3)))
 
-    items = [item async for item in chat_provider.stream(MESSAGES, {"name": "gpt-4o"}, SCHEMA)]
+    settings = {"name": "gpt-4o", "seed": 7, "model": "attacker-model"}
+    items = [item async for item in chat_provider.stream(MESSAGES, settings, SCHEMA)]
 
     assert items[:-1] == [Delta("Refund "), Delta("one "), Delta("charge.")]
     final = items[-1]
@@ -109,6 +110,7 @@ async def test_stream_yields_deltas_then_one_completion_with_usage(
     sent = fake_openai.last_request().body
     assert (sent["stream"], sent["stream_options"]) == (True, {"include_usage": True})
     assert sent["response_format"]["type"] == "json_schema"
+    assert (sent["seed"], sent["model"]) == (7, "gpt-4o")  # options pass, ours stay ours
 
 
 @pytest.mark.parametrize(

@@ -94,11 +94,8 @@ def build_request(
     *,
     stream: bool,
 ) -> dict[str, Any]:
-    """The keyword arguments of `chat.completions.create` (without the timeout).
-
-    Options go in `extra_body`: the SDK's signature knows only the fields of its release,
-    and a version may carry newer ones.
-    """
+    """The request body (the keyword arguments of `chat.completions.create`, without the
+    timeout), without the version's provider options: see `provider_options`."""
     request: dict[str, Any] = {
         "model": str(model_settings["name"]),
         "messages": [dict(message) for message in messages],
@@ -112,9 +109,6 @@ def build_request(
     if stream:
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
-    options = provider_options(model_settings)
-    if options:
-        request["extra_body"] = options
     return request
 
 
@@ -177,8 +171,7 @@ class OpenAIChatProvider:
         response_format: ResponseFormat = None,
     ) -> Completion:
         request = build_request(messages, model_settings, response_format, stream=False)
-        options = request.pop("extra_body", {})
-        body = {**request, **options}
+        body = {**request, **provider_options(model_settings)}
         # The client's own `post`, not `chat.completions.create`: the same request, auth and
         # errors, without converting the body through the SDK's types both ways, which was
         # the largest part of a run's CPU time.
@@ -199,7 +192,10 @@ class OpenAIChatProvider:
         """Deltas as chunks arrive; the usage comes on the last chunk (`include_usage`)."""
         request = build_request(messages, model_settings, response_format, stream=True)
         chunks = await self.client.chat.completions.create(
-            **request, timeout=timeout_of(model_settings, self.timeout_seconds)
+            **request,
+            # `extra_body`: the SDK's signature knows only the fields of its release.
+            extra_body=provider_options(model_settings) or None,
+            timeout=timeout_of(model_settings, self.timeout_seconds),
         )
         parts: list[str] = []
         usage = None
