@@ -341,3 +341,30 @@ async def test_idempotency_keys_belong_to_one_tenant_and_must_be_printable(
         json={"variables": VARIABLES},
     )
     assert_names_field(assert_problem(bad, 422), "header.Idempotency-Key")
+
+
+EVIL_FORMAT = {
+    "type": "object",
+    "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}},
+    "required": ["code"],
+}
+EVIL_OUTPUT = {"code": "a" * 40 + "!"}  # backtracks for far longer than a render may take
+
+
+async def test_an_output_too_costly_to_check_fails_the_run_and_is_recorded(
+    app, client, admin, runner, fake_openai
+):
+    await make_prompt(client, admin, response_format=EVIL_FORMAT)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.set_default(Reply(EVIL_OUTPUT))
+    whole = await run(client, runner, {"variables": VARIABLES})
+    problem = assert_problem(whole, 422)
+    assert "render_seconds" in problem["detail"]
+    record = await stored(app, client, runner, whole.headers["X-Promptlogic-Run-Id"])
+    assert record["status"] == "failed"
+    assert record["error"]["type"] == problem["type"].rsplit("/", 1)[-1]
+    streamed = await run(client, runner, {"variables": VARIABLES, "stream": True})
+    name, error = events_of(streamed.text)[-1]
+    assert name == "error"
+    assert error["status"] == 422
+    assert (await stored(app, client, runner, error["id"]))["status"] == "failed"

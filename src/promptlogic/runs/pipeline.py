@@ -23,7 +23,7 @@ from promptlogic.prompts.render import render_prompt
 from promptlogic.providers.base import ChatProvider, Completion, Delta, json_schema_of
 from promptlogic.providers.catalog import PriceBook
 from promptlogic.providers.clients import ProviderRegistry
-from promptlogic.providers.reliability import ProviderFailed, reliable
+from promptlogic.providers.reliability import reliable
 from promptlogic.rendering import Renderer, sharing
 from promptlogic.runs.recorder import RunNotRecorded, RunRecorder
 from promptlogic.runs.service import RunRecord
@@ -155,7 +155,7 @@ async def execute_run(
             repaired = await run.provider.complete(messages, run.model, run.response_format)
             await _finish(services, principal, run, repaired)
         return run.record
-    except (ProviderFailed, OutputInvalid) as problem:
+    except Problem as problem:  # the provider, the output, or a limit on checking it
         _fail(run.record, problem)
         problem.headers = {**(problem.headers or {}), RUN_ID_HEADER: str(run.record.id)}
         raise
@@ -178,7 +178,7 @@ async def stream_run(
             async for event in _stream_deltas(services, principal, run):
                 yield event
             last = _event("done", result_of(run.record, _elapsed_ms(run)))
-        except (ProviderFailed, OutputInvalid) as problem:
+        except Problem as problem:  # the provider, the output, or a limit on checking it
             _fail(run.record, problem)
             last = _error_event(run.record, problem)
         recorded = True
