@@ -14,14 +14,13 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promptlogic.errors import PROBLEM_JSON, InvalidInput
@@ -66,29 +65,7 @@ ERROR_TYPES = {
 ALREADY_RETRIED = frozenset({502, 504})
 
 
-class OpenAIErrorRoute(APIRoute):
-    """A route whose errors keep the app's problem+json body and add OpenAI's `error` object.
-
-    The app's own exception handlers write the body, so both kinds of client read the same
-    answer; the openai SDK reads `error.message` into its exception's text.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def handle_with_openai_errors(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except Exception as exc:
-                answer = _exception_handler(request, exc)
-                if answer is None:
-                    raise
-                return with_openai_error(await answer(request, exc))
-
-        return handle_with_openai_errors
-
-
-router = APIRouter(prefix="/v1", tags=["openai-compatible"], route_class=OpenAIErrorRoute)
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
 @router.post(
@@ -408,31 +385,11 @@ def openai_error(status: int, message: str, code: str, param: str | None) -> dic
     return {"message": message, "type": kind, "param": param, "code": code or None}
 
 
-def with_openai_error(response: Response) -> Response:
-    """The problem+json answer, with OpenAI's `error` object added to its body."""
-    if not isinstance(response, JSONResponse):
-        return response
-    body = json.loads(bytes(response.body))
-    if not isinstance(body, dict):
-        return response
-    status = response.status_code
-    errors = body.get("errors") or [{}]
-    param = str(errors[0].get("field", "")).removeprefix("body.") or None
-    slug = str(body.get("type", "")).rsplit("/", 1)[-1]
-    body["error"] = openai_error(status, str(body.get("detail", "")), slug, param)
-    answer = JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
-    for name, value in response.headers.items():
-        if name not in ("content-length", "content-type"):
-            answer.headers[name] = value
-    if status in ALREADY_RETRIED:
-        answer.headers["x-should-retry"] = "false"
-    return answer
-
-
 class OpenAIErrorBodies:
-    """ASGI middleware: problem+json answered on `path` before the route runs (401 from the
-    key gate, 413 or 422 from the body checks) gets OpenAI's `error` object too, so an SDK
-    client reads the reason; the route's own errors already carry it."""
+    """ASGI middleware: every problem+json answer on `path` keeps its body and gets OpenAI's
+    `error` object added, so both kinds of client read the same answer; the openai SDK reads
+    `error.message` into its exception's text. Outside the routes, it also covers what is
+    refused before them (401 from the key gate, 413 or 422 from the body checks)."""
 
     def __init__(self, app: ASGIApp, path: str) -> None:
         self.app = app
@@ -464,9 +421,9 @@ class OpenAIErrorBodies:
 
 
 async def _send_decorated(send: Send, start: Message, body: bytes) -> None:
+    status = int(start["status"])
     problem = json.loads(body)
     if isinstance(problem, dict) and "error" not in problem:
-        status = int(start["status"])
         slug = str(problem.get("type", "")).rsplit("/", 1)[-1]
         errors = problem.get("errors") or [{}]
         param = str(errors[0].get("field", "")).removeprefix("body.") or None
@@ -474,19 +431,10 @@ async def _send_decorated(send: Send, start: Message, body: bytes) -> None:
         body = json.dumps(problem).encode()
     headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
     headers.append((b"content-length", str(len(body)).encode()))
+    if status in ALREADY_RETRIED:
+        headers.append((b"x-should-retry", b"false"))
     await send({**start, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _exception_handler(
-    request: Request, exc: Exception
-) -> Callable[[Request, Exception], Coroutine[Any, Any, Response]] | None:
-    """The app's handler for `exc`, looked up as Starlette does (by class, most specific)."""
-    handlers = request.app.exception_handlers
-    for cls in type(exc).__mro__:
-        if cls in handlers:
-            return handlers[cls]
-    return None
 
 
 # --- helpers -----------------------------------------------------------------------------
