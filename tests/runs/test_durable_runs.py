@@ -30,11 +30,14 @@ async def runs_table_gone(app) -> AsyncIterator[None]:
     """The database refuses every run record while this is active."""
     async with app.state.engine.begin() as connection:
         await connection.execute(text("ALTER TABLE runs RENAME TO runs_away"))
+    # Prepared statements of pooled connections name the table by its id: drop them.
+    await app.state.engine.dispose()
     try:
         yield
     finally:
         async with app.state.engine.begin() as connection:
             await connection.execute(text("ALTER TABLE runs_away RENAME TO runs"))
+        await app.state.engine.dispose()
 
 
 async def test_a_durable_run_is_answered_once_its_record_is_committed(
