@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyGate, prefix="/v1/")
     app.add_middleware(OpenAIErrorBodies, path="/v1/chat/completions")
+    app.include_router(prompt_runs)  # first: routes match in order, and this is the hot path
     app.include_router(health_router)
     app.include_router(tenancy_router)
     app.include_router(audit_router)
@@ -132,7 +133,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(providers_router)
     app.include_router(models_router)
     app.include_router(runs_router)
-    app.include_router(prompt_runs)
     app.include_router(openai_router)
     app.include_router(limits_router)
     return app
