@@ -38,6 +38,7 @@ from promptlogic.tenancy.auth import API_KEY_TOPIC, ApiKeyGate, Authenticator
 from promptlogic.tenancy.key_cache import ApiKeyCache
 from promptlogic.tenancy.router import router as tenancy_router
 from promptlogic.tenancy.usage import KeyUsageRecorder
+from promptlogic.ui import create_ui
 from promptlogic.usage.limiter import SPEND_TOPIC, UsageLimiter
 from promptlogic.usage.router import router as limits_router
 from promptlogic.usage.service import LIMITS_TOPIC
@@ -135,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runs_router)
     app.include_router(openai_router)
     app.include_router(limits_router)
+    app.mount("/ui", create_ui(app.state, settings))
     return app
 
 

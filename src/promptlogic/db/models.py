@@ -6,6 +6,7 @@ from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVer
 from promptlogic.providers.models import ModelPrice, ProviderConnection
 from promptlogic.runs.models import IdempotencyKey, Run
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
+from promptlogic.ui.models import WebSession
 from promptlogic.usage.models import RateWindow, UsageLimit
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Tenant",
     "UsageLimit",
     "User",
+    "WebSession",
 ]

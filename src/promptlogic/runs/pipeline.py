@@ -103,7 +103,7 @@ async def prepare_run(
     record = RunRecord(
         tenant_id=principal.tenant_id,
         prompt=request.name,
-        principal_type="api_key",
+        principal_type=principal.kind,
         principal_id=str(principal.key_id),
         principal_name=principal.key_name,
         status="failed",

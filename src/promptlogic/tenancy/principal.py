@@ -1,12 +1,16 @@
-"""The principal behind a request: which tenant, which key, which scopes."""
+"""The principal behind a request: which tenant, who (an API key or a signed-in user), which
+scopes. The API and the web UI hand the same principal to the same services."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from promptlogic.audit.service import Actor
 from promptlogic.tenancy.roles import Scope, grants
+
+PrincipalKind = Literal["api_key", "user"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,13 +18,14 @@ class Principal:
     tenant_id: uuid.UUID
     tenant_slug: str
     tenant_name: str
-    key_id: uuid.UUID
-    key_name: str
+    key_id: uuid.UUID  # the API key's id, or the signed-in user's
+    key_name: str  # the key's name, or the user's email
     scopes: frozenset[Scope]
+    kind: PrincipalKind = "api_key"
 
     def can(self, scope: Scope) -> bool:
         return grants(self.scopes, scope)
 
     @property
     def actor(self) -> Actor:
-        return Actor(kind="api_key", id=str(self.key_id), name=self.key_name)
+        return Actor(kind=self.kind, id=str(self.key_id), name=self.key_name)

@@ -42,3 +42,14 @@ def grants(granted: frozenset[Scope], required: Scope) -> bool:
 def ordered(scopes: frozenset[Scope] | set[Scope]) -> list[Scope]:
     """Scopes in their canonical order, for stable output."""
     return [scope for scope in Scope if scope in scopes]
+
+
+# What a signed-in member may do, in the same scopes as API keys, so the UI and the API
+# check one rule. A rule author may try prompts but not change them.
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
+    Role.OWNER: frozenset({Scope.ADMIN}),
+    Role.ADMIN: frozenset({Scope.ADMIN}),
+    Role.EDITOR: frozenset({Scope.WRITE, Scope.RUN}),
+    Role.RULE_AUTHOR: frozenset({Scope.READ, Scope.RUN}),
+    Role.VIEWER: frozenset({Scope.READ}),
+}

@@ -1,0 +1,351 @@
+"""Prompts and context templates: the lists, a prompt's page, a version, labels, history, diff.
+
+Moving a label goes through a confirmation page that shows the diff from the version it holds
+now, so nothing is promoted unseen; the move itself is the same service call as the API's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptlogic.db.engine import SessionDep
+from promptlogic.errors import InvalidInput, NotFound, Problem
+from promptlogic.prompts import labels as label_service
+from promptlogic.prompts import service
+from promptlogic.prompts.models import Prompt, PromptLabel
+from promptlogic.prompts.render import load_plan
+from promptlogic.prompts.schemas import LABEL_PATTERN, NAME_PATTERN, PromptCreate
+from promptlogic.tenancy.roles import Scope
+from promptlogic.ui.diffview import compare
+from promptlogic.ui.web import Editor, Reader, flash, page, redirect
+
+router = APIRouter()
+
+PAGE_SIZE = 50
+Name = Annotated[str, Path(pattern=NAME_PATTERN)]
+Label = Annotated[str, Path(pattern=LABEL_PATTERN)]
+Number = Annotated[int, Path(ge=1, lt=2**31)]
+Kind = Literal["chat", "context"]
+LISTS: dict[Kind, str] = {"chat": "/ui/prompts", "context": "/ui/context-templates"}
+
+
+async def _list(
+    request: Request,
+    member: Reader,
+    session: SessionDep,
+    kind: Kind,
+    q: str | None,
+    cursor: str | None,
+) -> Response:
+    prompts, next_cursor = await service.list_prompts(
+        session,
+        tenant_id=member.tenant.id,
+        limit=PAGE_SIZE,
+        cursor=cursor,
+        kind=kind,
+        search=q or None,
+    )
+    labels = await service.labels_of(
+        session, tenant_id=member.tenant.id, prompt_ids=[p.id for p in prompts]
+    )
+    context = {
+        "kind": kind,
+        "q": q or "",
+        "rows": [(prompt, labels[prompt.id]) for prompt in prompts],
+        "next_cursor": next_cursor,
+        "list_url": LISTS[kind],
+    }
+    return page(request, "prompts/list.html", context)
+
+
+Search = Annotated[str | None, Query(max_length=200)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+@router.get("/prompts")
+async def prompts(
+    request: Request, member: Reader, session: SessionDep, q: Search = None, cursor: Cursor = None
+) -> Response:
+    return await _list(request, member, session, "chat", q, cursor)
+
+
+@router.get("/context-templates")
+async def context_templates(
+    request: Request, member: Reader, session: SessionDep, q: Search = None, cursor: Cursor = None
+) -> Response:
+    return await _list(request, member, session, "context", q, cursor)
+
+
+@router.get("/prompts-new")
+async def new_prompt_form(
+    request: Request, member: Editor, kind: Annotated[Kind, Query()] = "chat"
+) -> Response:
+    values = {"name": "", "kind": kind, "description": "", "protected_labels": "production"}
+    return page(request, "prompts/new.html", {"values": values, "errors": {}})
+
+
+@router.post("/prompts-new")
+async def create_prompt(
+    request: Request,
+    member: Editor,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=200)],
+    kind: Annotated[str, Form(max_length=20)] = "chat",
+    description: Annotated[str, Form(max_length=5000)] = "",
+    protected_labels: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    values = {
+        "name": name,
+        "kind": kind,
+        "description": description,
+        "protected_labels": protected_labels,
+    }
+    labels = [label.strip() for label in protected_labels.replace(",", " ").split() if label]
+    try:
+        body = PromptCreate(
+            name=name.strip(), kind=kind, description=description, protected_labels=labels
+        )
+        prompt, _ = await service.create_prompt(
+            session,
+            tenant_id=member.tenant.id,
+            body=body,
+            actor=member.actor,
+            renderer=request.app.state.renderer,
+        )
+    except ValidationError as exc:
+        errors = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
+        return page(
+            request, "prompts/new.html", {"values": values, "errors": errors}, status_code=422
+        )
+    except Problem as exc:
+        await session.rollback()
+        errors = {"name": exc.detail}
+        return page(
+            request,
+            "prompts/new.html",
+            {"values": values, "errors": errors},
+            status_code=exc.status,
+        )
+    response = redirect(f"/ui/prompts/{prompt.name}/edit")
+    return flash(request, response, f"Created `{prompt.name}`. Write its first version.")
+
+
+@router.get("/prompts/{name}")
+async def prompt_page(
+    request: Request,
+    member: Reader,
+    session: SessionDep,
+    name: Name,
+    cursor: Cursor = None,
+) -> Response:
+    prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
+    versions, next_cursor = await service.list_versions(
+        session, tenant_id=member.tenant.id, name=name, limit=PAGE_SIZE, cursor=cursor
+    )
+    labels = await _labels(session, member.tenant.id, prompt)
+    on_version: dict[int, list[str]] = {}
+    for label in labels:
+        for arm in label.split or [{"version": label.version}]:
+            on_version.setdefault(arm["version"], []).append(label.label)
+    context = {
+        "prompt": prompt,
+        "versions": versions,
+        "next_cursor": next_cursor,
+        "labels": labels,
+        "on_version": on_version,
+        "may_move_protected": member.can(Scope.ADMIN),
+        "list_url": LISTS[prompt.kind],  # type: ignore[index]
+    }
+    return page(request, "prompts/detail.html", context)
+
+
+async def _labels(
+    session: AsyncSession, tenant_id: uuid.UUID, prompt: Prompt
+) -> list[label_service.LabelState]:
+    """The prompt's labels, in one query."""
+    rows = await session.scalars(
+        PromptLabel.for_tenant(tenant_id)
+        .where(PromptLabel.prompt_id == prompt.id)
+        .order_by(PromptLabel.name)
+    )
+    return [
+        label_service.LabelState(
+            prompt.name,
+            row.name,
+            row.version,
+            row.name in prompt.protected_labels,
+            row.updated_at,
+            row.updated_by,
+            row.split,
+        )
+        for row in rows
+    ]
+
+
+@router.get("/prompts/{name}/versions/{number}")
+async def version_page(
+    request: Request, member: Reader, session: SessionDep, name: Name, number: Number
+) -> Response:
+    prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
+    version = await service.version_row(session, prompt, number)
+    includes, include_error = [], None
+    if prompt.kind == "chat":
+        try:
+            plan = await load_plan(
+                session,
+                renderer=request.app.state.renderer,
+                tenant_id=member.tenant.id,
+                name=name,
+                selector=("version", number),
+            )
+            includes = list(plan.versions_used[1:])
+        except Problem as exc:
+            include_error = exc.detail
+    context = {
+        "prompt": prompt,
+        "version": version,
+        "includes": includes,
+        "include_error": include_error,
+    }
+    return page(request, "prompts/version.html", context)
+
+
+@router.get("/prompts/{name}/diff")
+async def diff_page(
+    request: Request,
+    member: Reader,
+    session: SessionDep,
+    name: Name,
+    from_version: Annotated[int | None, Query(alias="from", ge=1, lt=2**31)] = None,
+    to_version: Annotated[int | None, Query(alias="to", ge=1, lt=2**31)] = None,
+    view: Literal["side", "unified"] = "side",
+) -> Response:
+    prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
+    if not prompt.latest_version:
+        raise NotFound(f"Prompt `{name}` has no versions yet.")
+    new_number = to_version or prompt.latest_version
+    old_number = from_version or max(1, new_number - 1)
+    old = await service.version_row(session, prompt, old_number)
+    new = await service.version_row(session, prompt, new_number)
+    context = {
+        "prompt": prompt,
+        "old": old,
+        "new": new,
+        "parts": compare(old, new),
+        "view": view,
+        "numbers": range(prompt.latest_version, 0, -1),
+    }
+    return page(request, "prompts/diff.html", context)
+
+
+@router.get("/prompts/{name}/labels/{label}/move")
+async def confirm_move(
+    request: Request,
+    member: Editor,
+    session: SessionDep,
+    name: Name,
+    label: Label,
+    version: Annotated[int, Query(ge=1, lt=2**31)],
+    rollback: bool = False,
+) -> Response:
+    """The confirmation: where the label is, where it would go, and the diff between them."""
+    prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
+    target = await service.version_row(session, prompt, version)
+    current = None
+    try:
+        state = await label_service.get_label(
+            session, tenant_id=member.tenant.id, name=name, label=label
+        )
+        current = await service.version_row(session, prompt, state.version)
+    except NotFound:
+        state = None
+    protected = label in prompt.protected_labels
+    context = {
+        "prompt": prompt,
+        "label": label,
+        "state": state,
+        "current": current,
+        "target": target,
+        "parts": compare(current, target) if current is not None else [],
+        "protected": protected,
+        "allowed": not protected or member.can(Scope.ADMIN),
+        "rollback": rollback,
+    }
+    return page(request, "prompts/move.html", context)
+
+
+@router.post("/prompts/{name}/labels/{label}/move")
+async def move(
+    request: Request,
+    member: Editor,
+    session: SessionDep,
+    name: Name,
+    label: Label,
+    version: Annotated[int, Form(ge=1, lt=2**31)],
+    expected: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    try:
+        expected_version = int(expected) if expected else None
+    except ValueError:
+        raise InvalidInput.field("expected", "must be a version number") from None
+    await label_service.move_label(
+        session,
+        tenant_id=member.tenant.id,
+        name=name,
+        label=label,
+        version=version,
+        expected_version=expected_version,
+        actor=member.actor,
+        may_move_protected=member.can(Scope.ADMIN),
+    )
+    response = redirect(f"/ui/prompts/{name}")
+    return flash(request, response, f"`{label}` now points at version {version}.")
+
+
+@router.get("/prompts/{name}/label")
+async def label_version(
+    member: Editor,
+    name: Name,
+    label: Annotated[str, Query(pattern=LABEL_PATTERN)],
+    version: Annotated[int, Query(ge=1, lt=2**31)],
+) -> Response:
+    """The versions table's "Label…" form: on to the move confirmation for that label."""
+    return redirect(f"/ui/prompts/{name}/labels/{label}/move?version={version}")
+
+
+@router.get("/prompts/{name}/labels/{label}/rollback")
+async def rollback(
+    request: Request, member: Editor, session: SessionDep, name: Name, label: Label
+) -> Response:
+    """Back to the version the label held before its last move: confirm like any move."""
+    moves, _ = await label_service.label_history(
+        session, tenant_id=member.tenant.id, name=name, label=label, limit=1
+    )
+    if not moves or moves[0].from_version is None:
+        response = redirect(f"/ui/prompts/{name}")
+        return flash(request, response, f"`{label}` has no earlier version to go back to.", "error")
+    target = f"/ui/prompts/{name}/labels/{label}/move?version={moves[0].from_version}&rollback=1"
+    return redirect(target)
+
+
+@router.get("/prompts/{name}/labels/{label}/history")
+async def history(
+    request: Request,
+    member: Reader,
+    session: SessionDep,
+    name: Name,
+    label: Label,
+    cursor: Cursor = None,
+) -> Response:
+    prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
+    moves, next_cursor = await label_service.label_history(
+        session, tenant_id=member.tenant.id, name=name, label=label, limit=PAGE_SIZE, cursor=cursor
+    )
+    context = {"prompt": prompt, "label": label, "moves": moves, "next_cursor": next_cursor}
+    return page(request, "prompts/history.html", context)
