@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promptlogic.errors import Problem, problem_response
 from promptlogic.settings import Settings
-from promptlogic.ui.routes import account, prompts
+from promptlogic.ui.routes import account, editor, playground, prompts, runs, settings
 from promptlogic.ui.sessions import CookieSigner
 from promptlogic.ui.web import NotSignedIn, SecurityHeaders, login_redirect, page, wants_json
 
@@ -24,14 +24,14 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_ui(state: State, settings: Settings) -> FastAPI:
+def create_ui(state: State, app_settings: Settings) -> FastAPI:
     """The UI app, sharing `state` (engine, caches, renderer, recorder) with the API app."""
     ui = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     ui.state = state
-    state.cookie_signer = CookieSigner(settings.resolved_secret_key())
+    state.cookie_signer = CookieSigner(app_settings.resolved_secret_key())
     ui.add_middleware(SecurityHeaders)
     ui.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (account, prompts):
+    for module in (account, prompts, editor, playground, runs, settings):
         ui.include_router(module.router)
     ui.add_exception_handler(NotSignedIn, _not_signed_in)
     ui.add_exception_handler(Problem, _problem)
