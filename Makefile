@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test lint format bench clean chromium
+.PHONY: run test lint format bench clean chromium screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -31,20 +31,23 @@ chromium:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 test: $(VENV)/.installed-dev chromium  ## lint, then the whole test suite
-	$(BIN)/ruff check src tests migrations bench
-	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/ruff check src tests migrations bench scripts
+	$(BIN)/ruff format --check src tests migrations bench scripts
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff check src tests migrations bench scripts
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format src tests migrations bench
-	$(BIN)/ruff check --fix src tests migrations bench
+	$(BIN)/ruff format src tests migrations bench scripts
+	$(BIN)/ruff check --fix src tests migrations bench scripts
 
 bench: $(VENV)/.installed-dev  ## benchmarks; they print figures and are not part of `make test`
 	for bench in auth_overhead render_isolation render_throughput propagation run_records run_overhead; do \
 		echo "== $$bench"; $(BIN)/python bench/$$bench.py || exit 1; done
+
+screenshots: $(VENV)/.installed-dev chromium  ## PNGs of the UI's main pages into docs/screenshots/
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -311,11 +311,13 @@ async def move(
 @router.get("/prompts/{name}/label")
 async def label_version(
     member: Editor,
+    session: SessionDep,
     name: Name,
     label: Annotated[str, Query(pattern=LABEL_PATTERN)],
     version: Annotated[int, Query(ge=1, lt=2**31)],
 ) -> Response:
     """The versions table's "Label…" form: on to the move confirmation for that label."""
+    await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
     return redirect(f"/ui/prompts/{name}/labels/{label}/move?version={version}")
 
 
