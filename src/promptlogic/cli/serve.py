@@ -74,11 +74,12 @@ def _print_banner(settings: Settings, host: str, port: int, credentials: Any) ->
     lines = [
         "",
         f"promptlogic is starting at {url}  (embedded Postgres in {settings.home_dir})",
+        f"  Web UI:     {url}/ui",
         f"  API docs:   {url}/docs",
     ]
     if credentials is not None:
         lines += [
-            f"  Demo login: {credentials.email} / {credentials.password}",
+            f"  Demo login: {credentials.email} / {credentials.password}  (the web UI's admin)",
             f"  API key:    {credentials.api_key}",
             f'  Try it:     curl -H "Authorization: Bearer {credentials.api_key}" {url}/v1/me',
             f"  Run the demo prompt ({_provider_in_use(settings)}):",
