@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,48 @@ def selector_for(label: str | None, version: int | None) -> Selector:
     return ("label", label or DEFAULT_LABEL)
 
 
+@dataclass(frozen=True, slots=True)
+class IncludeSet:
+    """What a set of templates reaches through `{% include %}`, resolved now."""
+
+    sources: dict[str, str]  # include reference as written → the resolved template source
+    variables: frozenset[str]  # every variable of the templates and of what they include
+    used: tuple[VersionUsed, ...]  # the context template versions the references resolved to
+
+
+async def collect_includes(
+    session: AsyncSession,
+    *,
+    renderer: rendering.Renderer,
+    tenant_id: uuid.UUID,
+    templates: Sequence[str],
+) -> IncludeSet:
+    """Follow every include of `templates` (and of what they include) to the version it
+    resolves to now; the same walk `render.load_plan` makes for a saved version."""
+    variables: set[str] = set()
+    sources: dict[str, str] = {}
+    used: list[VersionUsed] = []
+    pending = list(templates)
+    while pending:
+        info = await renderer.check(pending.pop())
+        variables |= info.variables
+        for ref in info.includes:
+            if ref in sources:
+                continue
+            if len(sources) >= MAX_INCLUDES:
+                raise InvalidInput.field("include", f"more than {MAX_INCLUDES} different includes")
+            parsed = parse_include(ref)
+            if parsed is None:
+                raise InvalidInput.field("include", f"`{ref}` is not a context template name")
+            included, version = await resolve_include(
+                session, tenant_id=tenant_id, ref=parsed, field="include"
+            )
+            sources[ref] = version.template or ""
+            used.append(VersionUsed(included.name, version.number))
+            pending.append(sources[ref])
+    return IncludeSet(sources, frozenset(variables), tuple(dict.fromkeys(used)))
+
+
 async def load_plan(
     session: AsyncSession,
     *,
@@ -90,36 +133,18 @@ async def load_plan(
         )
     messages = version.messages or []
     templates = [m["content"] for m in messages]
-    variables: set[str] = set()
-    includes: dict[str, str] = {}
-    used = [VersionUsed(prompt.name, version.number)]
-    pending = list(templates)
-    while pending:
-        info = await renderer.check(pending.pop())
-        variables |= info.variables
-        for ref in info.includes:
-            if ref in includes:
-                continue
-            if len(includes) >= MAX_INCLUDES:
-                raise InvalidInput.field("include", f"more than {MAX_INCLUDES} different includes")
-            parsed = parse_include(ref)
-            if parsed is None:
-                raise InvalidInput.field("include", f"`{ref}` is not a context template name")
-            included, included_version = await resolve_include(
-                session, tenant_id=tenant_id, ref=parsed, field="include"
-            )
-            source = included_version.template or ""
-            includes[ref] = source
-            used.append(VersionUsed(included.name, included_version.number))
-            pending.append(source)
+    reached = await collect_includes(
+        session, renderer=renderer, tenant_id=tenant_id, templates=templates
+    )
+    used = [VersionUsed(prompt.name, version.number), *reached.used]
     return RenderPlan(
         prompt=prompt.name,
         version=version.number,
         label=value if kind == "label" else None,  # type: ignore[arg-type]
         roles=tuple(m["role"] for m in messages),
         templates=tuple(templates),
-        includes=tuple(sorted(includes.items())),
-        input_schema=version.input_schema or rendering.default_schema(variables),
+        includes=tuple(sorted(reached.sources.items())),
+        input_schema=version.input_schema or rendering.default_schema(reached.variables),
         versions_used=tuple(dict.fromkeys(used)),
         model=dict(version.model or {}),
         response_format=version.response_format,
