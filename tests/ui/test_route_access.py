@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
@@ -28,18 +29,23 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 OTHER_TENANTS_PROMPT = "secret-plan"
 
 
+def _flattened(routes: list[Any]) -> list[Any]:
+    """Routes, with included routers (FastAPI keeps them whole) opened, at any depth; the UI
+    includes them without a prefix."""
+    found = []
+    for entry in routes:
+        included = getattr(entry, "original_router", None)
+        found += _flattened(included.routes) if included is not None else [entry]
+    return found
+
+
 def ui_routes() -> list[tuple[str, str]]:
     """(method, path) of every UI route, paths relative to /ui."""
     app = create_app(make_settings("postgresql+asyncpg://unused/unused"))
     mount = next(r for r in app.routes if isinstance(r, Mount) and r.path == "/ui")
-    routes = []
-    for entry in mount.app.routes:  # type: ignore[attr-defined]
-        # An included router (FastAPI keeps it whole); the UI includes them without a prefix.
-        included = getattr(entry, "original_router", None)
-        routes += included.routes if included is not None else [entry]
     return sorted(
         (method, route.path)
-        for route in routes
+        for route in _flattened(mount.app.routes)  # type: ignore[attr-defined]
         if isinstance(route, APIRoute)
         for method in route.methods
         if method != "HEAD"
@@ -63,6 +69,7 @@ def fill(path: str, name: str = OTHER_TENANTS_PROMPT) -> str:
 
 def test_the_walk_finds_the_pages():
     assert ("GET", "/prompts") in ROUTES
+    assert ("POST", "/settings/members/{user_id}/role") in UNSAFE_ROUTES
     assert ("POST", "/prompts/{name}/labels/{label}/move") in UNSAFE_ROUTES
 
 
