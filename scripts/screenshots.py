@@ -67,8 +67,8 @@ def start_server(home: Path, port: int) -> tuple[subprocess.Popen[str], dict[str
     return server, {"email": login[1], "password": login[2], "api_key": key[1]}
 
 
-def seed(base_url: str, api_key: str) -> None:
-    """A second version to diff, and a few runs to list."""
+def seed(base_url: str, api_key: str) -> str:
+    """A second version to diff, and a few runs to list; returns the last run's id."""
     headers = {"Authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         current = client.get(f"/v1/prompts/{PROMPT}/versions/1").json()
@@ -87,7 +87,9 @@ def seed(base_url: str, api_key: str) -> None:
         ).raise_for_status()
         for label in ("production", "staging", "production"):
             body = {"variables": EXAMPLE_VARIABLES, "label": label, "end_user": "customer-17"}
-            client.post(f"/v1/prompts/{PROMPT}/run", json=body).raise_for_status()
+            answer = client.post(f"/v1/prompts/{PROMPT}/run", json=body)
+            answer.raise_for_status()
+        return str(answer.json()["id"])
 
 
 async def shoot(page: Page, path: str, name: str, *, full_page: bool = True) -> None:
@@ -97,7 +99,7 @@ async def shoot(page: Page, path: str, name: str, *, full_page: bool = True) -> 
     print(f"  {name}.png  ({path})")
 
 
-async def take(base_url: str, login: dict[str, str], chromium: str) -> None:
+async def take(base_url: str, login: dict[str, str], chromium: str, run_id: str) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, headless=True)
         context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
@@ -112,10 +114,14 @@ async def take(base_url: str, login: dict[str, str], chromium: str) -> None:
         await shoot(page, f"/ui/prompts/{PROMPT}", "prompt")
         await shoot(page, f"/ui/prompts/{PROMPT}/diff?from=1&to=2", "diff")
         await shoot(page, f"/ui/prompts/{PROMPT}/labels/production/move?version=2", "move-label")
-        await shoot(page, f"/ui/prompts/{PROMPT}/edit", "editor")
-        await page.goto(f"/ui/prompts/{PROMPT}/playground")
-        await page.get_by_role("button", name="Run").click()
-        await page.wait_for_selector("[data-run-id]", timeout=15_000)
+        await page.goto(f"/ui/prompts/{PROMPT}/edit")
+        await page.wait_for_timeout(1500)  # the live preview renders after a pause in typing
+        await page.screenshot(path=OUTPUT / "editor.png", full_page=True)
+        print("  editor.png")
+        # Opened from a recorded run, the playground has its variables filled in.
+        await page.goto(f"/ui/prompts/{PROMPT}/playground?run={run_id}")
+        await page.get_by_role("button", name="Run", exact=True).click()
+        await page.wait_for_selector("#result-facts:not([hidden])", timeout=15_000)
         await page.screenshot(path=OUTPUT / "playground.png", full_page=True)
         print("  playground.png")
         await shoot(page, "/ui/runs", "runs")
@@ -135,9 +141,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="promptlogic-screens-") as home:
         server, login = start_server(Path(home), port)
         try:
-            seed(base_url, login["api_key"])
+            run_id = seed(base_url, login["api_key"])
             print(f"screenshots of {base_url} into {OUTPUT.relative_to(ROOT)}/")
-            asyncio.run(take(base_url, login, chromium))
+            asyncio.run(take(base_url, login, chromium, run_id))
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -483,3 +483,23 @@ async def test_the_preview_names_where_typed_json_breaks(client, admin, as_edito
     (problem,) = (await preview(as_editor, "triage", body)).json()["problems"]
     assert problem["box"] == "variables"
     assert "not valid JSON" in problem["message"]
+
+
+async def test_the_preview_starts_from_the_last_runs_variables(
+    app, session, client, admin, as_editor
+):
+    await make_prompt(client, admin, "triage")
+    variables = {"company": "Initech", "ticket": "My <stapler> is gone"}
+    ran = await client.post(
+        "/v1/prompts/triage/run", headers=admin.headers, json={"variables": variables}
+    )
+    assert ran.status_code == 200, ran.text
+    other = await make_tenant(session, "globex")
+    key = await make_key(session, other, ["admin"], name="globex-deployer")
+    await make_prompt(client, key, "triage")
+    theirs = {"company": "Globex", "ticket": "secret of globex"}
+    await client.post("/v1/prompts/triage/run", headers=key.headers, json={"variables": theirs})
+    await app.state.run_recorder.flush()  # runs are written behind; the page reads them
+    page = await as_editor.client.get("/ui/prompts/triage/edit")
+    assert "My &lt;stapler&gt; is gone" in page.text  # escaped, as every value on a page
+    assert "secret of globex" not in page.text

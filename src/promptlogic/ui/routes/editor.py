@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -32,6 +33,7 @@ from promptlogic.prompts.schemas import (
     VersionCreate,
 )
 from promptlogic.providers.service import list_connections
+from promptlogic.runs.models import Run
 from promptlogic.ui.routes.prompts import Name
 from promptlogic.ui.web import Editor, flash, page, redirect
 
@@ -273,8 +275,20 @@ async def _editor_page(
         "problems": listed,
         "errors": errors,
         "providers": [connection.name for connection in connections],
+        "sample_variables": _pretty(await _last_inputs(session, member.tenant.id, prompt.name)),
     }
     return page(request, "prompts/editor.html", context, status_code=status_code)
+
+
+async def _last_inputs(session: SessionDep, tenant_id: uuid.UUID, name: str) -> dict[str, Any]:
+    """The prompt's last run's variables: real sample values for the preview to start from."""
+    inputs = await session.scalar(
+        Run.for_tenant(tenant_id, Run.inputs)
+        .where(Run.prompt == name)
+        .order_by(Run.created_at.desc())
+        .limit(1)
+    )
+    return inputs if isinstance(inputs, dict) else {}
 
 
 @router.get("/prompts/{name}/edit")

@@ -33,6 +33,8 @@ let timer = null;
 let controller = null;
 let sequence = 0;
 let shownSchema = null;
+// Sample variables the page came with (the prompt's last run's inputs), for the first form.
+let initialValues = null;
 const seenVariables = new Set();
 
 function isObject(value) {
@@ -237,7 +239,8 @@ function followSchema(schema) {
   if (key === shownSchema) return;
   shownSchema = key;
   if (schemaForm) {
-    const before = schemaForm.readForm(preview.variables);
+    const before = { ...(initialValues || {}), ...schemaForm.readForm(preview.variables) };
+    initialValues = null;
     schemaForm.buildForm(preview.variables, schema, before);
     const after = schemaForm.readForm(preview.variables);
     if (JSON.stringify(before) !== JSON.stringify(after)) schedule();
@@ -325,6 +328,12 @@ async function refresh() {
 // Wiring
 
 function start() {
+  try {
+    const given = JSON.parse(preview.json.value || "{}");
+    initialValues = isObject(given) ? given : {};
+  } catch (error) {
+    initialValues = {};
+  }
   for (const node of document.querySelectorAll("[data-js-only]")) node.hidden = false;
   if (list) {
     renumber();
