@@ -27,6 +27,7 @@ from promptlogic.demo_prompts import EXAMPLE_VARIABLES
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 860}
+TABLET = {"width": 820, "height": 1180}
 PROMPT = "support-triage"
 
 
@@ -128,6 +129,9 @@ async def take(base_url: str, login: dict[str, str], chromium: str, run_id: str)
         run_link = page.locator("a[href^='/ui/runs/']").first
         await shoot(page, await run_link.get_attribute("href") or "/ui/runs", "run")
         await shoot(page, "/ui/settings/api-keys", "settings-api-keys")
+        await page.set_viewport_size(TABLET)
+        await shoot(page, f"/ui/prompts/{PROMPT}", "prompt-tablet")
+        await shoot(page, f"/ui/prompts/{PROMPT}/playground?run={run_id}", "playground-tablet")
         await browser.close()
 
 
