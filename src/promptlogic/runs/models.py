@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,6 +51,11 @@ class Run(TenantScoped, Base):
     label: Mapped[str | None] = mapped_column(String(100))
     arm: Mapped[str | None] = mapped_column(String(100))
     versions_used: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    # The state the version's context bindings bound: record keys and versions, chunk ids and
+    # scores, so an output is traceable to the state behind it.
+    bound: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
     principal_type: Mapped[str] = mapped_column(String(20), nullable=False)
     principal_id: Mapped[str | None] = mapped_column(String(64))
     principal_name: Mapped[str] = mapped_column(String(300), nullable=False)

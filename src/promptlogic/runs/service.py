@@ -41,6 +41,7 @@ class RunRecord:
     label: str | None = None
     arm: str | None = None
     versions_used: list[dict[str, Any]] = field(default_factory=list)
+    bound: list[dict[str, Any]] = field(default_factory=list)
     end_user: str | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     messages: list[Any] | None = None
