@@ -38,7 +38,11 @@ class TenantData:
     model: str  # a model priced by this tenant only
     run_id: str  # a run record
     end_user: str  # that run's end user
+    context_namespace: str  # a namespace of context records
+    context_key: str  # a record in it
 
+
+CONTEXT_VALUE = {"plan": "pro"}
 
 PROMPT_CONTENT = {
     "messages": [{"role": "user", "content": "Secret logic for {{ customer }}"}],
@@ -54,6 +58,8 @@ RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
     "provider": lambda data: data.provider,
     "model": lambda data: data.model,
     "run_id": lambda data: data.run_id,
+    "namespace": lambda data: data.context_namespace,
+    "key": lambda data: data.context_key,
 }
 
 # (method, path) -> a valid request body, for routes with a path parameter that take one.
@@ -66,6 +72,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/prompts/{name}/run"): {"variables": {"customer": "Ada"}},
     ("PATCH", "/v1/providers/{provider}"): {"timeout_seconds": 30},
     ("PUT", "/v1/models/{model}"): {"input_per_million": 1, "output_per_million": 2},
+    ("PUT", "/v1/context/{namespace}/{key}"): {"value": CONTEXT_VALUE},
+    # One NDJSON line (sent as application/json, which the upload accepts too).
+    ("POST", "/v1/context/{namespace}:bulk"): {"key": "from-bulk", "value": CONTEXT_VALUE},
 }
 
 # (method, path) -> a valid body naming a tenant's record, for routes without a path parameter
@@ -80,7 +89,14 @@ BODY_ID_ROUTES: dict[tuple[str, str], Callable[[TenantData], dict[str, Any]]] = 
 
 # Routes that write the caller's own record under the name in the path (an upsert): with
 # another tenant's name they succeed on the caller's own record. Checked after the 404 walk.
-OWN_NAMESPACE: set[tuple[str, str]] = {("PUT", "/v1/models/{model}")}
+OWN_NAMESPACE: set[tuple[str, str]] = {
+    ("PUT", "/v1/models/{model}"),
+    # Context namespaces are names, not records: listing or writing one of another tenant's
+    # names lists or writes the caller's own records under that name.
+    ("GET", "/v1/context/{namespace}"),
+    ("POST", "/v1/context/{namespace}:bulk"),
+    ("PUT", "/v1/context/{namespace}/{key}"),
+}
 
 # (method, path) -> query parameters a route requires.
 QUERIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -153,6 +169,11 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
     assert response.status_code == 200, response.text
     end_user = f"{slug}-customer"
     run = await make_run(session, tenant, prompt=prompt, end_user=end_user)
+    namespace, key = f"{slug}-customers", f"{slug}-ada@example.com"
+    response = await client.put(
+        f"/v1/context/{namespace}/{key}", headers=admin.headers, json={"value": CONTEXT_VALUE}
+    )
+    assert response.status_code == 201, response.text
     return TenantData(
         tenant,
         admin,
@@ -164,6 +185,8 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
         model,
         str(run.id),
         end_user,
+        namespace,
+        key,
     )
 
 
@@ -190,7 +213,11 @@ async def snapshot(session) -> dict[str, Any]:
     prices = await session.execute(
         text("SELECT tenant_id, model, input_per_million, output_per_million FROM model_prices")
     )
+    records = await session.execute(
+        text("SELECT tenant_id, namespace, key, version, value::text FROM context_records")
+    )
     return {
+        "records": sorted(map(tuple, records)),
         "keys": sorted(map(tuple, keys)),
         "events": events,
         "prompts": sorted(map(tuple, prompts)),

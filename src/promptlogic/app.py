@@ -10,6 +10,9 @@ from fastapi import FastAPI
 
 from promptlogic import __version__
 from promptlogic.audit.router import router as audit_router
+from promptlogic.context.cache import RecordCache
+from promptlogic.context.router import router as context_router
+from promptlogic.context.service import CONTEXT_TOPIC
 from promptlogic.db.engine import create_engine, create_sessionmaker
 from promptlogic.db.migrations import ensure_at_head, head_revision
 from promptlogic.db.notify import LISTENER_KEY, ChangeListener
@@ -17,6 +20,7 @@ from promptlogic.errors import install_error_handlers
 from promptlogic.gc_tuning import tune_for_serving
 from promptlogic.health import router as health_router
 from promptlogic.limits import BodySizeLimit
+from promptlogic.prompts.bindings import Binder
 from promptlogic.prompts.cache import PlanCache
 from promptlogic.prompts.router import router as prompts_router
 from promptlogic.prompts.service import PROMPT_TOPIC
@@ -70,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             providers = ProviderRegistry(sessionmaker, secret_box, settings, is_live=live)
             prices = PriceBook(sessionmaker, is_live=live)
             usage_limiter = UsageLimiter(sessionmaker, is_live=live)
+            records = RecordCache(sessionmaker, is_live=live)
             # Each change topic drops what it invalidates; a reconnect drops everything.
             listener.subscribe(API_KEY_TOPIC, authenticator.on_key_changed)
             listener.subscribe(PROMPT_TOPIC, plan_cache.on_prompt_changed)
@@ -82,6 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
             listener.subscribe(LIMITS_TOPIC, usage_limiter.on_limits_changed)
             listener.subscribe(SPEND_TOPIC, usage_limiter.on_spend)
             listener.on_reset(usage_limiter.clear)
+            listener.subscribe(CONTEXT_TOPIC, records.on_changed)
+            listener.on_reset(records.clear)
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
             app.state.listener = listener
@@ -92,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.providers = providers
             app.state.prices = prices
             app.state.usage_limiter = usage_limiter
+            app.state.binder = Binder(records=records)
             resources.push_async_callback(providers.aclose)
             app.state.head_revision = head_revision()
             await renderer.start()
@@ -136,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runs_router)
     app.include_router(openai_router)
     app.include_router(limits_router)
+    app.include_router(context_router)
     app.mount("/ui", create_ui(app.state, settings))
     return app
 

@@ -503,3 +503,30 @@ async def test_the_preview_starts_from_the_last_runs_variables(
     page = await as_editor.client.get("/ui/prompts/triage/edit")
     assert "My &lt;stapler&gt; is gone" in page.text  # escaped, as every value on a page
     assert "secret of globex" not in page.text
+
+
+async def test_the_preview_binds_the_drafts_context(client, admin, as_editor):
+    record = {"value": {"plan": "pro"}}
+    put = await client.put("/v1/context/customers/c-9", headers=admin.headers, json=record)
+    assert put.status_code == 201, put.text
+    await make_prompt(client, admin, "triage")
+    binding = {
+        "name": "customer",
+        "source": "record",
+        "namespace": "customers",
+        "key": "{{ customer_id }}",
+        "required": True,
+    }
+    body = {
+        "messages": [{"role": "system", "content": "Plan {{ customer.plan }}."}],
+        "context": json.dumps([binding]),  # the form's hidden field, as typed
+        "variables": {"customer_id": "c-9"},
+    }
+    answer = await preview(as_editor, "triage", body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["problems"] == []
+    assert answer.json()["messages"] == [{"role": "system", "content": "Plan pro."}]
+    # The sample form asks for the key's variable, not for the bound name.
+    assert sorted(answer.json()["input_schema"]["properties"]) == ["customer_id"]
+    missing = await preview(as_editor, "triage", {**body, "variables": {"customer_id": "x"}})
+    assert [p["field"] for p in missing.json()["problems"]] == ["context.customer"]

@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
 from promptlogic.audit.models import AuditEvent
+from promptlogic.context.models import ContextRecord
 from promptlogic.db.base import Base
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.providers.models import ModelPrice, ProviderConnection
@@ -13,6 +14,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "ContextRecord",
     "IdempotencyKey",
     "LabelMove",
     "Membership",

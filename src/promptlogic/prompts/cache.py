@@ -40,6 +40,8 @@ class RenderPlan:
     response_format: dict[str, Any] | None
     # The label's traffic split, ((version, weight), …), when the plan is a split label's.
     split: tuple[tuple[int, int], ...] | None = None
+    # The version's context bindings (see binding_schemas.py), bound before rendering.
+    bindings: tuple[dict[str, Any], ...] = ()
 
 
 class PlanCache:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic import rendering
 from promptlogic.errors import InvalidInput
+from promptlogic.prompts.binding_schemas import arguments_of
 from promptlogic.prompts.models import Prompt
 from promptlogic.prompts.resolution import parse_include, resolve_include
 
@@ -59,6 +60,8 @@ def _check_shape(kind: str, content: dict[str, Any], where: str, problems: Probl
             problems.add(f"{where}.{name}", "a context template has no " + name)
     if content.get("tools"):
         problems.add(f"{where}.tools", "a context template has no tools")
+    if content.get("context"):
+        problems.add(f"{where}.context", "a context template has no bindings of its own")
 
 
 async def _check_schemas(
@@ -107,15 +110,54 @@ async def check_version(
         variables |= info.variables
         for ref in info.includes:
             variables |= await walk.follow(ref, where, depth=1)
+    variables = await _check_bindings(content, field, renderer, variables, problems)
     schema = content.get("input_schema")
     if schema is not None and not problems.items:
         declared = set((schema.get("properties") or {}).keys())
+        for index, binding in enumerate(content.get("context") or []):
+            if binding["name"] in declared:
+                problems.add(
+                    f"{field}.context.{index}.name",
+                    f"`{binding['name']}` is also a variable of the input schema",
+                )
         for name in sorted(variables - declared):
             problems.add(
                 f"{field}.input_schema",
                 f"the templates use `{name}`, which the input schema does not declare",
             )
     problems.raise_if_any()
+
+
+async def _check_bindings(
+    content: dict[str, Any],
+    field: str,
+    renderer: rendering.Renderer,
+    variables: set[str],
+    problems: Problems,
+) -> set[str]:
+    """Check the bindings; return the variables a caller must give: the templates' (less the
+    bound names, which the bindings give) and those of the bindings' arguments."""
+    bindings = content.get("context") or []
+    names = [binding["name"] for binding in bindings]
+    arguments: set[str] = set()
+    for index, binding in enumerate(bindings):
+        where = f"{field}.context.{index}"
+        if names.index(binding["name"]) != index:
+            problems.add(f"{where}.name", f"`{binding['name']}` names an earlier binding too")
+        for argument, source in arguments_of(binding):
+            try:
+                info = await renderer.check(source, field=f"{where}.{argument}")
+            except rendering.RenderError as problem:
+                problems.items.extend(
+                    problem.errors or [{"field": f"{where}.{argument}", "message": str(problem)}]
+                )
+                continue
+            if info.includes:
+                problems.add(f"{where}.{argument}", "cannot include templates")
+            if used := sorted(info.variables & set(names)):
+                problems.add(f"{where}.{argument}", f"cannot use a bound value: {', '.join(used)}")
+            arguments |= info.variables
+    return (variables - set(names)) | arguments
 
 
 @dataclass

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic import rendering
 from promptlogic.errors import InvalidInput
+from promptlogic.prompts.binding_schemas import arguments_of
+from promptlogic.prompts.bindings import Binder, bind
 from promptlogic.prompts.cache import VersionUsed
 from promptlogic.prompts.checks import check_version
 from promptlogic.prompts.models import Prompt
@@ -59,33 +61,49 @@ async def render_draft(
     messages: list[dict[str, str]] | None = None,
     template: str | None = None,
     input_schema: dict[str, Any] | None = None,
+    context: list[dict[str, Any]] | None = None,
     variables: dict[str, Any],
+    binder: Binder | None = None,
 ) -> DraftRender:
     """Check and render a draft of a new version of `prompt` with sample `variables`: the
-    messages of a chat prompt, or a context template's text alone (role `template`)."""
+    messages of a chat prompt, or a context template's text alone (role `template`). The
+    draft's context bindings bind real state, as a run of the saved version would."""
+    bindings = list(context or [])
     content = {
         "messages": messages if prompt.kind == "chat" else None,
         "template": template if prompt.kind == "context" else None,
         "input_schema": input_schema,
+        "context": bindings,
     }
     roles, sources, fields = _entries(prompt, messages, template)
+    arguments = [source for b in bindings for _, source in arguments_of(b)]
     with rendering.sharing(prompt.tenant_id):  # one tenant cannot hold every render worker
         try:
             await check_version(
                 session, prompt=prompt, content=content, field=FIELD, renderer=renderer
             )
             reached = await collect_includes(
-                session, renderer=renderer, tenant_id=prompt.tenant_id, templates=sources
+                session,
+                renderer=renderer,
+                tenant_id=prompt.tenant_id,
+                templates=[*sources, *arguments],
             )
         except InvalidInput as exc:
             return DraftRender(problems=_problems(exc), input_schema=input_schema)
-        schema = input_schema or rendering.default_schema(reached.variables)
+        bound_names = {b["name"] for b in bindings}
+        schema = input_schema or rendering.default_schema(reached.variables - bound_names)
         try:
+            values = {}
+            if bindings:
+                if binder is None:
+                    raise RuntimeError("a draft with context bindings needs a binder")
+                bound = await bind(binder, renderer, prompt.tenant_id, bindings, schema, variables)
+                values = bound.values
             texts = await renderer.render(
                 sources,
                 includes=reached.sources,
-                variables=variables,
-                schema=schema,
+                variables={**variables, **values},
+                schema=None if bindings else schema,
                 fields=fields,
             )
         except InvalidInput as exc:

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from promptlogic import rendering
 from promptlogic.errors import InvalidInput, NotFound
+from promptlogic.prompts.binding_schemas import arguments_of
+from promptlogic.prompts.bindings import Binder, bind
 from promptlogic.prompts.cache import PlanCache, RenderPlan, Selector, VersionUsed
 from promptlogic.prompts.checks import MAX_INCLUDES
 from promptlogic.prompts.models import PromptLabel
@@ -32,6 +34,7 @@ class Rendered:
     plan: RenderPlan
     messages: list[dict[str, str]]
     arm: int | None = None  # the version a split label picked; None without a split
+    bound: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # what was bound
 
 
 def pick_arm(split: tuple[tuple[int, int], ...], salt: str, split_key: str | None) -> int:
@@ -133,10 +136,14 @@ async def load_plan(
         )
     messages = version.messages or []
     templates = [m["content"] for m in messages]
+    bindings = tuple(version.context or ())
+    arguments = [template for b in bindings for _, template in arguments_of(b)]
     reached = await collect_includes(
-        session, renderer=renderer, tenant_id=tenant_id, templates=templates
+        session, renderer=renderer, tenant_id=tenant_id, templates=[*templates, *arguments]
     )
     used = [VersionUsed(prompt.name, version.number), *reached.used]
+    # Bound names are given by the bindings, not by the caller.
+    variables = reached.variables - {b["name"] for b in bindings}
     return RenderPlan(
         prompt=prompt.name,
         version=version.number,
@@ -144,11 +151,12 @@ async def load_plan(
         roles=tuple(m["role"] for m in messages),
         templates=tuple(templates),
         includes=tuple(sorted(reached.sources.items())),
-        input_schema=version.input_schema or rendering.default_schema(reached.variables),
+        input_schema=version.input_schema or rendering.default_schema(variables),
         versions_used=tuple(dict.fromkeys(used)),
         model=dict(version.model or {}),
         response_format=version.response_format,
         split=split,
+        bindings=bindings,
     )
 
 
@@ -162,10 +170,13 @@ async def render_prompt(
     selector: Selector,
     variables: dict[str, Any],
     split_key: str | None = None,
+    binder: Binder | None = None,
 ) -> Rendered:
     """Validate the variables and render a version's messages in one trip to a render worker;
     no database trip when the plan is cached. A split label renders the version picked for
-    `split_key`."""
+    `split_key`. A version with context bindings first binds them (`bindings.bind`: one more
+    trip to a worker for their arguments, records from the cache, searches) and renders with
+    the bound values beside the variables."""
     with rendering.sharing(tenant_id):  # one tenant cannot hold every render worker
         plan = await plan_for(sessions, cache, renderer, tenant_id, name, selector)
         arm = None
@@ -176,17 +187,25 @@ async def render_prompt(
                     sessions, cache, renderer, tenant_id, name, ("version", arm)
                 )
                 plan = dataclasses.replace(picked, label=plan.label, split=plan.split)
+        bound = None
+        if plan.bindings:
+            if binder is None:
+                raise RuntimeError("a version with context bindings needs a binder")
+            bound = await bind(
+                binder, renderer, tenant_id, plan.bindings, plan.input_schema, variables
+            )
         contents = await renderer.render(
             plan.templates,
             includes=dict(plan.includes),
-            variables=variables,
-            schema=plan.input_schema,
+            variables=variables if bound is None else {**variables, **bound.values},
+            schema=plan.input_schema if bound is None else None,  # checked while binding
         )
         messages = [
             {"role": role, "content": content}
             for role, content in zip(plan.roles, contents, strict=True)
         ]
-        return Rendered(plan=plan, messages=messages, arm=arm)
+        report = [] if bound is None else bound.report
+        return Rendered(plan=plan, messages=messages, arm=arm, bound=report)
 
 
 async def plan_for(

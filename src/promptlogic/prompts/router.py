@@ -350,6 +350,7 @@ async def render(
         name=name,
         selector=selector_for(body.label, body.version),
         variables=body.variables,
+        binder=request.app.state.binder,
     )
     plan = rendered.plan
     return RenderOut.model_validate(
@@ -361,5 +362,6 @@ async def render(
             "versions_used": [
                 {"prompt": u.prompt, "version": u.version} for u in plan.versions_used
             ],
+            "bound": rendered.bound,
         }
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from promptlogic.prompts.binding_schemas import Bindings
 from promptlogic.validation import single_line
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
@@ -76,8 +77,10 @@ class VersionContent(BaseModel):
     model: ModelSettings | None = None
     response_format: JsonObject | None = None
     tools: Annotated[list[Tool], Field(max_length=128)] = []
-    context: Annotated[list[JsonObject], Field(max_length=0)] = Field(
-        default=[], description="Context bindings (reserved; must be empty for now)."
+    context: Bindings = Field(
+        default=[],
+        description="The state the version needs, bound before rendering and available to its "
+        "templates under each binding's name: records, searches, rules.",
     )
 
 
@@ -231,3 +234,6 @@ class RenderOut(BaseModel):
     version: int
     label: str | None
     versions_used: list[VersionUsedOut]
+    bound: list[JsonObject] = Field(
+        default=[], description="What the version's context bindings bound (records, chunks)."
+    )

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from promptlogic.errors import Problem
+from promptlogic.prompts.bindings import Binder
 from promptlogic.prompts.cache import PlanCache, Selector
 from promptlogic.prompts.render import render_prompt
 from promptlogic.providers.base import ChatProvider, Completion, Delta, json_schema_of
@@ -57,6 +58,7 @@ class RunServices:
     prices: PriceBook
     recorder: RunRecorder
     limits: UsageLimiter
+    binder: Binder
 
     @classmethod
     def of(cls, state: Any) -> RunServices:
@@ -69,6 +71,7 @@ class RunServices:
             prices=state.prices,
             recorder=state.run_recorder,
             limits=state.usage_limiter,
+            binder=state.binder,
         )
 
 
@@ -122,12 +125,14 @@ async def prepare_run(
         selector=request.selector,
         variables=request.variables,
         split_key=request.end_user,
+        binder=services.binder,
     )
     plan = rendered.plan
     record.version = plan.version
     record.arm = None if rendered.arm is None else str(rendered.arm)
     record.versions_used = [{"prompt": u.prompt, "version": u.version} for u in plan.versions_used]
     record.messages = rendered.messages
+    record.bound = rendered.bound
     connection = await services.providers.resolve_connection(
         principal.tenant_id, plan.model.get("provider")
     )
@@ -269,6 +274,7 @@ def result_of(record: RunRecord, latency_ms: int | None = None) -> dict[str, Any
         "version": record.version,
         "label": record.label,
         "versions_used": list(record.versions_used),
+        "bound": list(record.bound),
         "usage": {"input_tokens": record.input_tokens, "output_tokens": record.output_tokens},
         "cost": None if record.cost is None else float(record.cost),
         "latency_ms": record.latency_ms if latency_ms is None else latency_ms,

@@ -37,6 +37,9 @@ class RunOut(BaseModel):
     label: str | None
     arm: str | None
     versions_used: list[dict[str, Any]]
+    bound: list[dict[str, Any]] = Field(
+        default=[], description="What the version's context bindings bound (records, chunks)."
+    )
     principal: PrincipalOut
     end_user: str | None
     inputs: dict[str, Any]
@@ -65,6 +68,7 @@ class RunOut(BaseModel):
             label=run.label,
             arm=run.arm,
             versions_used=run.versions_used,
+            bound=run.bound,
             principal=PrincipalOut(
                 type=run.principal_type, id=run.principal_id, name=run.principal_name
             ),
@@ -109,6 +113,9 @@ class RunResult(BaseModel):
     version: int | None
     label: str | None
     versions_used: list[dict[str, Any]]
+    bound: list[dict[str, Any]] = Field(
+        default=[], description="What the version's context bindings bound (records, chunks)."
+    )
     usage: dict[str, int | None]
     cost: Cost
     latency_ms: int

@@ -357,7 +357,22 @@ class PreviewRequest(BaseModel):
     messages: Annotated[list[Message], Field(max_length=100)] | None = None
     template: TemplateSource | None = None
     input_schema: JsonObject | TypedJson | None = None
+    context: list[JsonObject] | TypedJson | None = None
     variables: JsonObject | TypedJson = {}
+
+
+def _bindings(context: list[Any] | None, problems: Problems) -> list[dict[str, Any]]:
+    """The draft's bindings as a save would store them; a malformed one is a problem."""
+    if not context:
+        return []
+    try:
+        checked = VersionCreate(context=context).context
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            problems.append({"field": where, "message": error["msg"]})
+        return []
+    return [binding.model_dump(mode="json") for binding in checked]
 
 
 @router.post("/prompts/{name}/preview")
@@ -373,6 +388,9 @@ async def preview(
     variables = body.variables
     if isinstance(variables, str):
         variables = _json(variables, "variables", dict, typed) or {}
+    context = body.context
+    if isinstance(context, str):
+        context = _json(context, "context", list, typed)
     rendered = await render_draft(
         session,
         renderer=request.app.state.renderer,
@@ -380,7 +398,9 @@ async def preview(
         messages=[m.model_dump() for m in body.messages or []],
         template=body.template,
         input_schema=schema,
+        context=_bindings(context, typed),
         variables=variables,
+        binder=request.app.state.binder,
     )
     messages, problems = rendered.messages, rendered.problems
     if typed:

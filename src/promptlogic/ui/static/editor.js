@@ -136,6 +136,9 @@ function draft() {
   // Sent as typed: the server names a JSON error's line and column as a save does.
   const schemaText = form.elements.input_schema.value;
   if (schemaText.trim() !== "") body.input_schema = schemaText;
+  // The version's context bindings (kept from the base version): the preview binds them.
+  const context = form.elements.context ? form.elements.context.value : "";
+  if (context.trim() !== "") body.context = context;
   if (schemaForm) {
     const found = schemaForm.formProblems(preview.variables);
     for (const problem of found) problems.push(variableProblem(problem.field, problem.message));

@@ -1,0 +1,1 @@
+"""Context records: tenant JSON documents under (namespace, key) that prompts bind to."""
