@@ -97,7 +97,7 @@ async def test_a_run_shows_no_secret(client, session, tenant, admin):
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {
-        "id", "created_at", "status", "prompt", "version", "label", "arm", "versions_used",
+        "id", "created_at", "status", "prompt", "version", "label", "arm", "versions_used", "bound",
         "principal", "end_user", "inputs", "messages", "output", "parsed", "model", "provider",
         "usage", "cost", "latency_ms", "time_to_first_token_ms", "repaired", "error", "metadata",
         "idempotency_key",
