@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import text
 
+from promptlogic.knowledge.ingestion import wait_for_ingestions
 from promptlogic.tenancy.models import Tenant
 from tests.factories import KeyFixture, make_key, make_run, make_tenant
 from tests.helpers import assert_problem
@@ -40,9 +41,13 @@ class TenantData:
     end_user: str  # that run's end user
     context_namespace: str  # a namespace of context records
     context_key: str  # a record in it
+    collection: str  # a knowledge collection
+    document: str  # a document in it, ingested
 
 
 CONTEXT_VALUE = {"plan": "pro"}
+# The same id and content in every tenant's collection; the collection names differ.
+KNOWLEDGE_DOCUMENT = {"id": "handbook", "text": "Refund escalation goes to the duty manager."}
 
 PROMPT_CONTENT = {
     "messages": [{"role": "user", "content": "Secret logic for {{ customer }}"}],
@@ -60,6 +65,8 @@ RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
     "run_id": lambda data: data.run_id,
     "namespace": lambda data: data.context_namespace,
     "key": lambda data: data.context_key,
+    "collection": lambda data: data.collection,
+    "document_id": lambda data: data.document,
 }
 
 # (method, path) -> a valid request body, for routes with a path parameter that take one.
@@ -75,6 +82,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/v1/context/{namespace}/{key}"): {"value": CONTEXT_VALUE},
     # One NDJSON line (sent as application/json, which the upload accepts too).
     ("POST", "/v1/context/{namespace}:bulk"): {"key": "from-bulk", "value": CONTEXT_VALUE},
+    # The same document again: 200, nothing re-ingested.
+    ("POST", "/v1/collections/{collection}/documents"): KNOWLEDGE_DOCUMENT,
+    ("POST", "/v1/collections/{collection}/search"): {"query": "refund escalation", "k": 5},
 }
 
 # (method, path) -> a valid body naming a tenant's record, for routes without a path parameter
@@ -137,6 +147,7 @@ def markers_of(data: TenantData) -> list[str]:
         data.model,
         data.run_id,
         data.end_user,
+        data.collection,
     ]
 
 
@@ -174,6 +185,16 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
         f"/v1/context/{namespace}/{key}", headers=admin.headers, json={"value": CONTEXT_VALUE}
     )
     assert response.status_code == 201, response.text
+    collection = f"{slug}-kb"
+    response = await client.post(
+        "/v1/collections", headers=admin.headers, json={"name": collection}
+    )
+    assert response.status_code == 201, response.text
+    response = await client.post(
+        f"/v1/collections/{collection}/documents", headers=admin.headers, json=KNOWLEDGE_DOCUMENT
+    )
+    assert response.status_code == 202, response.text
+    await wait_for_ingestions()
     return TenantData(
         tenant,
         admin,
@@ -187,6 +208,8 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
         end_user,
         namespace,
         key,
+        collection,
+        KNOWLEDGE_DOCUMENT["id"],
     )
 
 
@@ -216,7 +239,17 @@ async def snapshot(session) -> dict[str, Any]:
     records = await session.execute(
         text("SELECT tenant_id, namespace, key, version, value::text FROM context_records")
     )
+    collections = await session.execute(
+        text("SELECT id, name, dimensions FROM knowledge_collections")
+    )
+    documents = await session.execute(
+        text("SELECT id, generation, status, content_hash FROM knowledge_documents")
+    )
+    chunks = await session.execute(text("SELECT id, document_id FROM knowledge_chunks"))
     return {
+        "collections": sorted(map(tuple, collections)),
+        "documents": sorted(map(tuple, documents)),
+        "chunks": sorted(map(tuple, chunks)),
         "records": sorted(map(tuple, records)),
         "keys": sorted(map(tuple, keys)),
         "events": events,
@@ -301,7 +334,14 @@ async def test_every_route_answers_404_for_another_tenants_record(
 
 async def test_every_route_finds_the_callers_own_record(app, client, alpha, bravo):
     """The control for the test above: the same calls with tenant A's own ids succeed."""
-    routes = sorted(routes_with_ids(app), key=lambda route: route[0] == "DELETE")  # last
+    # Deletes last, the deepest first: a document before its collection.
+    routes = sorted(
+        routes_with_ids(app),
+        key=lambda route: (
+            route[0] == "DELETE",
+            -route[1].count("/") if route[0] == "DELETE" else 0,
+        ),
+    )
     for method, path, _ in routes:
         response = await call(client, method, path, alpha, alpha.admin.headers)
         assert response.status_code < 400, f"{method} {path}: {response.text}"

@@ -19,6 +19,9 @@ from promptlogic.db.notify import LISTENER_KEY, ChangeListener
 from promptlogic.errors import install_error_handlers
 from promptlogic.gc_tuning import tune_for_serving
 from promptlogic.health import router as health_router
+from promptlogic.knowledge.binding import searcher as knowledge_searcher
+from promptlogic.knowledge.embeddings import Embedders
+from promptlogic.knowledge.router import router as knowledge_router
 from promptlogic.limits import BodySizeLimit
 from promptlogic.prompts.bindings import Binder
 from promptlogic.prompts.cache import PlanCache
@@ -99,7 +102,9 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.providers = providers
             app.state.prices = prices
             app.state.usage_limiter = usage_limiter
-            app.state.binder = Binder(records=records)
+            app.state.binder = Binder(
+                records=records, searcher=knowledge_searcher(sessionmaker, Embedders(providers))
+            )
             resources.push_async_callback(providers.aclose)
             app.state.head_revision = head_revision()
             await renderer.start()
@@ -145,6 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(limits_router)
     app.include_router(context_router)
+    app.include_router(knowledge_router)
     app.mount("/ui", create_ui(app.state, settings))
     return app
 

@@ -239,3 +239,56 @@ async def test_a_caller_cannot_pass_a_bound_value_in_place_of_the_record(client,
         assert answer.json()["messages"][0]["content"] == "Plan: pro; tier gold."
     else:
         assert_problem(answer, 422)
+
+
+async def test_a_search_binding_renders_the_best_chunks_and_reports_them(app, client, admin):
+    from promptlogic.knowledge.ingestion import wait_for_ingestions
+
+    made = await client.post("/v1/collections", headers=admin.headers, json={"name": "kb"})
+    assert made.status_code == 201, made.text
+    documents = [
+        ("refunds", "Refunds are paid within 30 days of delivery.", "en"),
+        ("shipping", "Parcels ship from Rotterdam every weekday.", "en"),
+        ("refunds-de", "Erstattungen werden innerhalb von 30 Tagen bezahlt.", "de"),
+    ]
+    for doc_id, text_, lang in documents:
+        body = {"id": doc_id, "text": text_, "metadata": {"lang": lang}}
+        added = await client.post("/v1/collections/kb/documents", headers=admin.headers, json=body)
+        assert added.status_code == 202, added.text
+    await wait_for_ingestions()
+    docs = {
+        "name": "docs",
+        "source": "search",
+        "collection": "kb",
+        "query": "{{ question }}",
+        "k": 1,
+        "filter": {"lang": "en"},
+    }
+    messages = [
+        {
+            "role": "system",
+            "content": "{% for d in docs %}[{{ d.document_id }}] {{ d.text }}{% endfor %}",
+        },
+        {"role": "user", "content": "{{ question }}"},
+    ]
+    await make_bound_prompt(client, admin, context=[docs], messages=messages)
+    answer = await render(client, admin, {"question": "When are refunds paid?"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (
+        body["messages"][0]["content"] == "[refunds] Refunds are paid within 30 days of delivery."
+    )
+    (bound,) = body["bound"]
+    assert bound["source"] == "search"
+    assert bound["query"] == "When are refunds paid?"
+    assert [chunk["document_id"] for chunk in bound["chunks"]] == ["refunds"]
+    assert bound["chunks"][0]["score"] > 0
+
+
+async def test_a_search_of_a_collection_that_does_not_exist_names_the_binding(client, admin):
+    docs = {"name": "docs", "source": "search", "collection": "nowhere", "query": "{{ q }}"}
+    messages = [{"role": "system", "content": "{{ docs | length }}"}]
+    await make_bound_prompt(client, admin, context=[docs], messages=messages)
+    answer = await render(client, admin, {"q": "anything"})
+    assert_problem(answer, 422)
+    assert answer.json()["errors"][0]["field"] == "context.docs.collection"

@@ -3,6 +3,7 @@
 from promptlogic.audit.models import AuditEvent
 from promptlogic.context.models import ContextRecord
 from promptlogic.db.base import Base
+from promptlogic.knowledge.models import Chunk, Collection, Document
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.providers.models import ModelPrice, ProviderConnection
 from promptlogic.runs.models import IdempotencyKey, Run
@@ -14,7 +15,10 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Chunk",
+    "Collection",
     "ContextRecord",
+    "Document",
     "IdempotencyKey",
     "LabelMove",
     "Membership",

@@ -1,0 +1,1 @@
+"""Knowledge collections: documents, chunking, embeddings and hybrid (vector + full-text) search."""

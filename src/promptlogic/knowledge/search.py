@@ -1,0 +1,271 @@
+"""Hybrid search: vector similarity and full-text ranking, fused in one SQL statement.
+
+Both lists are taken inside the database, each with the tenant, collection and metadata filter
+in its own WHERE clause (never filtered afterwards, so k results come back whenever k chunks
+match), and fused with reciprocal rank fusion: score = 1/(60 + vector rank) + 1/(60 + text
+rank), a missing rank adding nothing.
+
+The vector list uses the HNSW index of the collection's dimension: the statement repeats the
+index's expression (`embedding::vector(N)`) and predicate (`dimensions = N`) as literals, so
+the planner can match it. An approximate index scan stops after `hnsw.ef_search` candidates
+and filters only those (pgvector 0.6 has no iterative scan): when a selective filter, or a
+small collection among large ones, leaves fewer candidates than asked for, the same statement
+falls back to an exact scan of the matching rows (cheap precisely because few rows match). The
+fallback is gated by a one-time filter, so it is never executed when the index answered.
+
+The full-text list matches any word of a plain query (a question's words are rarely all in
+one chunk) and takes a query with web search syntax (quotes, `or`, `-word`) as written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import regex
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptlogic.errors import InvalidInput
+from promptlogic.knowledge.models import TEXT_SEARCH_CONFIG, vector_expression
+
+RRF_K = 60
+MIN_CANDIDATES = 40  # per list; pgvector's default hnsw.ef_search is 40 as well
+DEFAULT_EF_SEARCH = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One chunk found by a search, with how each ranking placed it."""
+
+    id: uuid.UUID
+    document_id: str
+    chunk_index: int
+    heading: str
+    text: str
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
+    similarity: float | None  # cosine similarity to the query, when in the vector list
+    metadata: dict[str, Any]
+
+
+MAX_FILTER_KEYS = 16
+MAX_IN_VALUES = 100
+MAX_FILTER_KEY_CHARS = 100
+MAX_FILTER_STRING_CHARS = 500
+Condition = list[dict[str, Any]]  # JSON documents, one of which the metadata must contain
+
+
+def parse_filter(raw: Any, field: str) -> list[Condition]:
+    """Metadata conditions from a filter: `{"key": value}`, `{"key": {"$in": [...]}}` or
+    `{"key": {"$contains": value}}`; 422 naming `field.key` for anything else."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        raise InvalidInput.field(field, "must be an object of metadata conditions")
+    if len(raw) > MAX_FILTER_KEYS:
+        raise InvalidInput.field(field, f"at most {MAX_FILTER_KEYS} keys")
+    conditions = []
+    for key, value in raw.items():
+        where = f"{field}.{key}"
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_FILTER_KEY_CHARS:
+            raise InvalidInput.field(where, f"keys have 1 to {MAX_FILTER_KEY_CHARS} characters")
+        if key.startswith("$"):
+            raise InvalidInput.field(where, 'operators go inside a key: {key: {"$in": [...]}}')
+        if isinstance(value, dict):
+            conditions.append(_operator(key, value, where))
+        else:
+            conditions.append([{key: _scalar(value, where)}])
+    return conditions
+
+
+def _operator(key: str, value: dict[str, Any], where: str) -> Condition:
+    if len(value) != 1:
+        raise InvalidInput.field(where, "one operator per key: `$in` or `$contains`")
+    ((operator, operand),) = value.items()
+    if operator == "$in":
+        if not isinstance(operand, list) or not 0 < len(operand) <= MAX_IN_VALUES:
+            raise InvalidInput.field(f"{where}.$in", f"a list of 1 to {MAX_IN_VALUES} values")
+        return [{key: _scalar(item, f"{where}.$in")} for item in operand]
+    if operator == "$contains":
+        return [{key: [_scalar(operand, f"{where}.$contains")]}]
+    raise InvalidInput.field(where, f"unknown operator `{operator}`; use `$in` or `$contains`")
+
+
+def _scalar(value: Any, where: str) -> Any:
+    """A string, number, boolean or null (what equality on JSON metadata can compare)."""
+    if isinstance(value, str):
+        if len(value) > MAX_FILTER_STRING_CHARS:
+            raise InvalidInput.field(where, f"at most {MAX_FILTER_STRING_CHARS} characters")
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput.field(where, "must be a finite number")
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    raise InvalidInput.field(where, "must be a string, number, boolean or null")
+
+
+def candidates_for(k: int) -> int:
+    return max(MIN_CANDIDATES, k)
+
+
+def filter_clauses(conditions: Sequence[Sequence[Mapping[str, Any]]]) -> tuple[str, dict[str, str]]:
+    """SQL and parameters for metadata conditions: each is a list of JSON documents one of
+    which the chunk's metadata must contain (`@>`, served by the GIN index)."""
+    clauses: list[str] = []
+    params: dict[str, str] = {}
+    for i, alternatives in enumerate(conditions):
+        parts = []
+        for j, document in enumerate(alternatives):
+            name = f"filter_{i}_{j}"
+            params[name] = json.dumps(document, separators=(",", ":"))
+            parts.append(f"metadata @> CAST(:{name} AS jsonb)")
+        clauses.append(f" AND ({' OR '.join(parts)})")
+    return "".join(clauses), params
+
+
+_OPERATORS = regex.compile(r'"|(?:^|\s)-\S|(?i:(?:^|\s)or(?:\s|$))')
+
+
+def uses_operators(query: str) -> bool:
+    """Whether a query uses web search syntax: "a phrase", `or`, or -excluded words."""
+    return _OPERATORS.search(query) is not None
+
+
+def text_query_sql(*, as_written: bool) -> str:
+    """The tsquery of `:query_text`: as written with web search syntax, else any of its words
+    (a question's words are rarely all in one chunk; ranking favours chunks with more)."""
+    parsed = f"websearch_to_tsquery('{TEXT_SEARCH_CONFIG}', :query_text)"
+    if as_written:
+        return parsed
+    return f"CAST(replace(CAST({parsed} AS text), ' & ', ' | ') AS tsquery)"
+
+
+def search_sql(dimensions: int, filters: str, *, with_vector: bool, any_word: bool = True) -> str:
+    """The hybrid statement for a collection of `dimensions` (a literal: the index's predicate
+    must be visible to the planner) and the metadata `filters` clause."""
+    scope = (
+        "tenant_id = :tenant_id AND collection_id = :collection_id "
+        f"AND dimensions = {int(dimensions)}{filters}"
+    )
+    query_vector = f"CAST(CAST(:query_vector AS text) AS vector({int(dimensions)}))"
+    distance = f"{vector_expression(dimensions)} <=> {query_vector}"
+    if with_vector:
+        vector_lists = f"""
+    ann AS MATERIALIZED (
+        SELECT id, {distance} AS distance
+        FROM knowledge_chunks
+        WHERE {scope}
+        ORDER BY {distance}
+        LIMIT :candidates
+    ),
+    exact AS MATERIALIZED (
+        SELECT id, {distance} AS distance
+        FROM knowledge_chunks
+        WHERE {scope} AND (SELECT count(*) FROM ann) < :candidates
+        ORDER BY ({distance}) + 0
+        LIMIT :candidates
+    ),
+    vector_hits AS (
+        SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank
+        FROM (
+            SELECT id, distance FROM ann WHERE (SELECT count(*) FROM ann) >= :candidates
+            UNION ALL
+            SELECT id, distance FROM exact
+        ) AS found
+        WHERE distance <> 'NaN'::float8
+    ),"""  # noqa: S608 - only integers and fixed clauses are formatted in; values are bound
+    else:  # a query without anything to embed: full text only
+        vector_lists = """
+    vector_hits AS (
+        SELECT NULL::uuid AS id, NULL::float8 AS distance, NULL::bigint AS rank WHERE false
+    ),"""
+    return f"""
+WITH {vector_lists}
+    text_hits AS (
+        SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank
+        FROM (
+            SELECT id, ts_rank_cd(tsv, query) AS text_score
+            FROM knowledge_chunks,
+                {text_query_sql(as_written=not any_word)} AS query
+            WHERE {scope} AND tsv @@ query
+            ORDER BY text_score DESC, id
+            LIMIT :candidates
+        ) AS matched
+    ),
+    fused AS (
+        SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank,
+            v.distance,
+            coalesce(1.0::float8 / ({RRF_K} + v.rank), 0)
+                + coalesce(1.0::float8 / ({RRF_K} + t.rank), 0) AS score
+        FROM vector_hits AS v FULL JOIN text_hits AS t ON t.id = v.id
+    )
+SELECT f.id, d.external_id, c.chunk_index, c.heading, c.text, f.score, f.vector_rank,
+    f.text_rank, f.distance, c.metadata
+FROM fused AS f
+JOIN knowledge_chunks AS c ON c.id = f.id AND c.tenant_id = :tenant_id
+JOIN knowledge_documents AS d ON d.id = c.document_id AND d.tenant_id = :tenant_id
+ORDER BY f.score DESC, f.vector_rank NULLS LAST, f.text_rank NULLS LAST, f.id
+LIMIT :k
+"""  # noqa: S608 - as above
+
+
+async def hybrid_search(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    collection_id: uuid.UUID,
+    dimensions: int,
+    query_text: str,
+    query_vector: Sequence[float],
+    k: int,
+    conditions: Sequence[Sequence[Mapping[str, Any]]] = (),
+) -> list[Hit]:
+    """The k best chunks of a collection for a query and its embedding."""
+    candidates = candidates_for(k)
+    if candidates > DEFAULT_EF_SEARCH:  # the index must offer at least as many candidates
+        await session.execute(
+            text("SELECT set_config('hnsw.ef_search', :value, true)"), {"value": str(candidates)}
+        )
+    filters, params = filter_clauses(conditions)
+    with_vector = any(value != 0 for value in query_vector)
+    statement = search_sql(
+        dimensions, filters, with_vector=with_vector, any_word=not uses_operators(query_text)
+    )
+    values: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "collection_id": collection_id,
+        "query_text": query_text,
+        "candidates": candidates,
+        "k": k,
+        **params,
+    }
+    if with_vector:
+        values["query_vector"] = "[" + ",".join(repr(float(v)) for v in query_vector) + "]"
+    rows = (await session.execute(text(statement), values)).all()
+    return [
+        Hit(
+            id=row.id,
+            document_id=row.external_id,
+            chunk_index=row.chunk_index,
+            heading=row.heading,
+            text=row.text,
+            score=float(row.score),
+            vector_rank=row.vector_rank,
+            text_rank=row.text_rank,
+            similarity=_similarity(row.distance),
+            metadata=row.metadata,
+        )
+        for row in rows
+    ]
+
+
+def _similarity(distance: float | None) -> float | None:
+    if distance is None or math.isnan(distance):
+        return None
+    return 1.0 - float(distance)
