@@ -20,8 +20,8 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed  ## start the service on the embedded default
-	$(BIN)/promptlogic serve
+run: $(VENV)/.installed  ## start the service and one worker on the embedded default
+	$(BIN)/promptlogic serve --with-worker
 
 # The UI's browser tests drive Debian's Chromium (a browser Playwright downloads cannot be
 # fetched here); installed once, with sudo when not root.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from promptlogic.cli import prompts, serve, tenancy
+from promptlogic.cli import prompts, serve, tenancy, worker
 
 app = typer.Typer(
     help="promptlogic: business logic as data. Settings come from PROMPTLOGIC_* variables.",
@@ -16,6 +16,7 @@ app.add_typer(tenancy.keys_app, name="keys")
 app.add_typer(tenancy.users_app, name="users")
 app.command()(serve.serve)
 app.command()(serve.migrate)
+app.command()(worker.worker)
 app.command()(prompts.pull)
 app.command()(prompts.push)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
+import subprocess
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -16,11 +19,19 @@ from promptlogic.demo_prompts import EXAMPLE_VARIABLES
 from promptlogic.rendering import Renderer
 from promptlogic.settings import Settings
 
+WORKER_STOP_SECONDS = 20.0
+
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    with_worker: Annotated[
+        bool,
+        typer.Option(
+            "--with-worker", help="Also start one `promptlogic worker` (background jobs)."
+        ),
+    ] = False,
 ) -> None:
     """Start the HTTP service (embedded Postgres, migrated and seeded, when no URL is set)."""
     import uvicorn
@@ -30,13 +41,15 @@ def serve(
     port = port or settings.port
     if embedded:
         credentials = run(_prepare_embedded(settings))
-        _print_banner(settings, host, port, credentials)
+        _print_banner(settings, host, port, credentials, with_worker)
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
     # runs the atexit hooks, which stop the embedded Postgres.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # Workers re-read the environment: hand them the resolved database and secret.
     os.environ["PROMPTLOGIC_DATABASE_URL"] = settings.database_url or ""
     os.environ["PROMPTLOGIC_SECRET_KEY"] = settings.resolved_secret_key()
+    if with_worker:
+        _start_worker()
     uvicorn.run(
         "promptlogic.app:create_app_from_env",
         factory=True,
@@ -46,6 +59,25 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=True,
     )
+
+
+def _start_worker() -> None:
+    """Start `promptlogic worker` as a child on the same database (the environment just set),
+    and stop it on exit: SIGTERM, then SIGKILL if it has not finished its jobs in time (they
+    are picked up again by the next worker)."""
+    child = subprocess.Popen([sys.executable, "-m", "promptlogic.cli", "worker"])
+
+    def stop() -> None:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=WORKER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    # Registered after the embedded Postgres's hook, so it runs first (atexit is LIFO).
+    atexit.register(stop)
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
@@ -68,7 +100,9 @@ async def _prepare_embedded(settings: Settings) -> Any:
         await engine.dispose()
 
 
-def _print_banner(settings: Settings, host: str, port: int, credentials: Any) -> None:
+def _print_banner(
+    settings: Settings, host: str, port: int, credentials: Any, with_worker: bool = False
+) -> None:
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
     url = f"http://{shown_host}:{port}"
     lines = [
@@ -77,6 +111,8 @@ def _print_banner(settings: Settings, host: str, port: int, credentials: Any) ->
         f"  Web UI:     {url}/ui",
         f"  API docs:   {url}/docs",
     ]
+    if with_worker:
+        lines.append("  Worker:     one `promptlogic worker` runs background jobs (ingestion)")
     if credentials is not None:
         lines += [
             f"  Demo login: {credentials.email} / {credentials.password}  (the web UI's admin)",

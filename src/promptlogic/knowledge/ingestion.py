@@ -1,9 +1,9 @@
 """Ingestion: chunk a document, embed its chunks, and swap them in atomically.
 
-`ingest_document` is the unit of background work: a plain async function of ids, which a job
-queue's worker can call as it is. Until there is one, `start_ingestion` runs it as a task of
-this process once the request that added the document has committed (a process that stops
-meanwhile leaves the document `pending`; adding it again restarts it).
+`ingest_document` is the unit of background work: a plain async function of ids, which the job
+queue's worker (promptlogic.jobs, `promptlogic worker`) calls. The request that adds a document
+enqueues its job in its own transaction (`enqueue_ingestion`), so a document is never left
+`pending` without a job to ingest it.
 
 Each ingestion works on the document's generation as it found it. Progress is written in short
 transactions of its own; the chunks are written in one last transaction that first checks the
@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from promptlogic.db.engine import after_commit
 from promptlogic.errors import Problem
+from promptlogic.jobs.queue import IngestJob, enqueue_in
 from promptlogic.knowledge.chunking import Chunk as Piece
 from promptlogic.knowledge.chunking import chunk_document
 from promptlogic.knowledge.embeddings import Embedders, EmbeddingSpec
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 EMBED_BATCH = 64  # chunks embedded between two progress updates
 INSERT_BATCH = 500
-MAX_CONCURRENT = 2  # ingestions of this process at a time (CPU and provider quota)
 MAX_ERROR_CHARS = 1000
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -216,58 +215,31 @@ async def _fail(
         )
 
 
-# In-process runner, until a job queue takes over -----------------------------------------
+# The queue -------------------------------------------------------------------------------
 
-_running: set[asyncio.Task[str]] = set()
-_slots: asyncio.Semaphore | None = None
-
-
-def _semaphore() -> asyncio.Semaphore:
-    global _slots
-    if _slots is None:
-        _slots = asyncio.Semaphore(MAX_CONCURRENT)
-    return _slots
+# The databases this process enqueued to, with what a worker needs there: for tests, which
+# run the worker in this process (`wait_for_ingestions`) rather than as `promptlogic worker`.
+_enqueued_to: dict[str, tuple[Sessionmaker, Embedders]] = {}
 
 
-async def _run_one(
-    sessionmaker: Sessionmaker,
-    embedders: Embedders,
-    tenant_id: uuid.UUID,
-    collection_id: uuid.UUID,
-    document_id: uuid.UUID,
-) -> str:
-    async with _semaphore():
-        try:
-            return await ingest_document(
-                sessionmaker, embedders, tenant_id, collection_id, document_id
-            )
-        except Exception:  # the database itself failed: the document stays where it was
-            log.exception("ingestion of document %s stopped", document_id)
-            return "error"
-
-
-def start_ingestion(
+async def enqueue_ingestion(
     session: AsyncSession,
     sessionmaker: Sessionmaker,
     embedders: Embedders,
-    tenant_id: uuid.UUID,
-    collection_id: uuid.UUID,
-    document_id: uuid.UUID,
+    document: Document,
 ) -> None:
-    """Ingest the document in this process once `session`'s transaction has committed."""
-
-    def launch() -> None:
-        task = asyncio.get_running_loop().create_task(
-            _run_one(sessionmaker, embedders, tenant_id, collection_id, document_id),
-            name=f"ingest-{document_id}",
-        )
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-
-    after_commit(session, launch)
+    """Enqueue the ingestion of `document`'s current generation in `session`'s transaction: the
+    job exists if and only if the document's new text was committed."""
+    job = IngestJob(document.tenant_id, document.collection_id, document.id, document.generation)
+    await enqueue_in(session, [job])
+    url = session.get_bind().url.render_as_string(hide_password=False)
+    _enqueued_to[url] = (sessionmaker, embedders)
 
 
 async def wait_for_ingestions() -> None:
-    """Until every ingestion started in this process has ended (tests, shutdown)."""
-    while _running:
-        await asyncio.gather(*list(_running), return_exceptions=True)
+    """Tests: run a worker in this process on each database this process enqueued to, until
+    its queue is empty and every job taken has ended."""
+    from promptlogic.jobs.worker import WorkerOptions, run_worker  # it imports this module
+
+    for url, (sessionmaker, embedders) in list(_enqueued_to.items()):
+        await run_worker(sessionmaker, embedders, url, WorkerOptions(sweep=False), drain=True)

@@ -1,4 +1,4 @@
-"""Routes of knowledge collections: thin wrappers over the service and the ingestion."""
+"""Routes of knowledge collections: thin wrappers over the service and the ingestion queue."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from promptlogic.db.engine import SessionDep
 from promptlogic.errors import Forbidden
 from promptlogic.knowledge import service
 from promptlogic.knowledge.embeddings import Embedders
-from promptlogic.knowledge.ingestion import start_ingestion
+from promptlogic.knowledge.ingestion import enqueue_ingestion
 from promptlogic.knowledge.schemas import (
     DOCUMENT_ID_PATTERN,
     CollectionCreate,
@@ -125,13 +125,8 @@ async def add_document(
         actor=principal.actor,
     )
     if added.changed:
-        start_ingestion(
-            session,
-            request.app.state.sessionmaker,
-            _embedders(request),
-            principal.tenant_id,
-            added.collection.id,
-            added.document.id,
+        await enqueue_ingestion(
+            session, request.app.state.sessionmaker, _embedders(request), added.document
         )
     else:
         response.status_code = status.HTTP_200_OK

@@ -1,7 +1,8 @@
 """Collections and documents: create, read, delete, and search. No HTTP here; callers commit.
 
 Adding a document only records it (status `pending`); its chunks are written by
-`ingestion.ingest_document`, which the caller starts once the transaction has committed.
+`ingestion.ingest_document`, run by a worker from the job the caller enqueues in the same
+transaction (`ingestion.enqueue_ingestion`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promptlogic.errors import Problem, problem_response
 from promptlogic.settings import Settings
-from promptlogic.ui.routes import account, editor, playground, prompts, runs, settings
+from promptlogic.ui.routes import (
+    account,
+    context,
+    editor,
+    knowledge,
+    playground,
+    prompts,
+    runs,
+    settings,
+)
 from promptlogic.ui.sessions import CookieSigner
 from promptlogic.ui.web import NotSignedIn, SecurityHeaders, login_redirect, page, wants_json
 
@@ -31,7 +40,7 @@ def create_ui(state: State, app_settings: Settings) -> FastAPI:
     state.cookie_signer = CookieSigner(app_settings.resolved_secret_key())
     ui.add_middleware(SecurityHeaders)
     ui.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (account, prompts, editor, playground, runs, settings):
+    for module in (account, prompts, editor, playground, runs, context, knowledge, settings):
         ui.include_router(module.router)
     ui.add_exception_handler(NotSignedIn, _not_signed_in)
     ui.add_exception_handler(Problem, _problem)
