@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 860}
 TABLET = {"width": 820, "height": 1180}
+KNOWLEDGE = [
+    ("refunds", "Refunds are paid within 30 days of delivery, to the original payment method."),
+    ("shipping", "Parcels leave the warehouse every weekday; tracking arrives by email."),
+    ("security", "Report account takeovers at once: a human answers within the hour."),
+]
 PROMPT = "support-triage"
+PROMPTLOGIC = str(Path(sys.executable).parent / "promptlogic")
 
 
 def free_port() -> int:
@@ -44,7 +51,7 @@ def start_server(home: Path, port: int) -> tuple[subprocess.Popen[str], dict[str
     env.pop("OPENAI_API_KEY", None)
     env.pop("OPENAI_BASE_URL", None)
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "promptlogic"), "serve", "--port", str(port)],
+        [PROMPTLOGIC, "serve", "--with-worker", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -60,6 +67,8 @@ def start_server(home: Path, port: int) -> tuple[subprocess.Popen[str], dict[str
         banner.append(line)
         if "Application startup complete" in line:
             break
+    # Keep reading what it logs, so a full pipe never stalls it.
+    threading.Thread(target=server.stdout.read, daemon=True).start()
     text = "".join(banner)
     login = re.search(r"Demo login: (\S+) / (\S+)", text)
     key = re.search(r"API key:\s+(\S+)", text)
@@ -86,6 +95,15 @@ def seed(base_url: str, api_key: str) -> str:
         client.put(
             f"/v1/prompts/{PROMPT}/labels/staging", json={"version": 2, "expected_version": None}
         ).raise_for_status()
+        client.put(
+            "/v1/context/customers/ada@example.com",
+            json={"value": {"name": "Ada", "plan": "pro", "since": "2021-04-01", "seats": 12}},
+        ).raise_for_status()
+        client.post("/v1/collections", json={"name": "kb"}).raise_for_status()
+        for doc_id, text in KNOWLEDGE:
+            client.post(
+                "/v1/collections/kb/documents", json={"id": doc_id, "text": text}
+            ).raise_for_status()
         for label in ("production", "staging", "production"):
             body = {"variables": EXAMPLE_VARIABLES, "label": label, "end_user": "customer-17"}
             answer = client.post(f"/v1/prompts/{PROMPT}/run", json=body)
@@ -129,6 +147,9 @@ async def take(base_url: str, login: dict[str, str], chromium: str, run_id: str)
         run_link = page.locator("a[href^='/ui/runs/']").first
         await shoot(page, await run_link.get_attribute("href") or "/ui/runs", "run")
         await shoot(page, "/ui/settings/api-keys", "settings-api-keys")
+        await shoot(page, "/ui/context/customers/ada@example.com", "context-record")
+        await page.wait_for_timeout(3000)  # the worker ingests the documents meanwhile
+        await shoot(page, "/ui/knowledge/kb?q=when+do+refunds+arrive", "knowledge")
         await page.set_viewport_size(TABLET)
         await shoot(page, f"/ui/prompts/{PROMPT}", "prompt-tablet")
         await shoot(page, f"/ui/prompts/{PROMPT}/playground?run={run_id}", "playground-tablet")
