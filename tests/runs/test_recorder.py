@@ -13,7 +13,7 @@ from sqlalchemy import event, text
 
 from promptlogic.app import create_app
 from promptlogic.db.notify import asyncpg_dsn
-from promptlogic.runs.recorder import RunNotRecorded, RunRecorder
+from promptlogic.runs.recorder import MAX_BACKOFF_SECONDS, RunNotRecorded, RunRecorder
 from promptlogic.runs.service import RunRecord
 from tests.conftest import running
 from tests.factories import make_tenant
@@ -147,10 +147,12 @@ async def test_a_failed_write_is_kept_and_retried(app, session, tenant, recorder
     finally:
         await _rename(app, "runs_away", "runs")
 
-    for _ in range(200):
+    # The next retry comes within the longest backoff (under load, failures pile up while the
+    # table is away and the backoff grows to its cap).
+    for _ in range(int((MAX_BACKOFF_SECONDS + 5) / 0.05)):
         if recorder.buffered == 0:
             break
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
     assert await count_runs(session) == 10
     assert SECRET_INPUT not in caplog.text
 
