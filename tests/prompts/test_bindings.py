@@ -292,3 +292,52 @@ async def test_a_search_of_a_collection_that_does_not_exist_names_the_binding(cl
     answer = await render(client, admin, {"q": "anything"})
     assert_problem(answer, 422)
     assert answer.json()["errors"][0]["field"] == "context.docs.collection"
+
+
+async def test_a_run_binds_a_customer_and_a_search_and_records_exactly_that(app, client, admin):
+    from promptlogic.knowledge.ingestion import wait_for_ingestions
+
+    await put_record(client, admin, "customers", "c-42", {"plan": "pro", "tier": "gold"})
+    assert (
+        await client.post("/v1/collections", headers=admin.headers, json={"name": "kb"})
+    ).status_code == 201
+    for doc_id, text_ in (
+        ("refunds", "Pro customers get refunds within 14 days."),
+        ("shipping", "Parcels ship every weekday."),
+    ):
+        body = {"id": doc_id, "text": text_}
+        added = await client.post("/v1/collections/kb/documents", headers=admin.headers, json=body)
+        assert added.status_code == 202, added.text
+    await wait_for_ingestions()
+    docs = {"name": "docs", "source": "search", "collection": "kb", "query": "{{ question }}"}
+    messages = [
+        {
+            "role": "system",
+            "content": "Plan {{ customer.plan }}."
+            "{% for d in docs %} [{{ d.document_id }}]{% endfor %}",
+        },
+        {"role": "user", "content": "{{ question }}"},
+    ]
+    await make_bound_prompt(client, admin, context=[CUSTOMER, docs], messages=messages)
+    variables = {"customer_id": "c-42", "question": "How fast are refunds for pro customers?"}
+    ran = await client.post(
+        "/v1/prompts/advisor/run",
+        headers=admin.headers,
+        json={"variables": variables, "version": 1},
+    )
+    assert ran.status_code == 200, ran.text
+    await app.state.run_recorder.flush()
+    stored = (await client.get(f"/v1/runs/{ran.json()['id']}", headers=admin.headers)).json()
+    customer, found = stored["bound"]
+    assert customer == {
+        "name": "customer",
+        "source": "record",
+        "namespace": "customers",
+        "key": "c-42",
+        "version": 1,
+    }
+    assert found["source"] == "search"
+    assert found["query"] == variables["question"]
+    assert found["chunks"][0]["document_id"] == "refunds"
+    shown = [f"[{chunk['document_id']}]" for chunk in found["chunks"]]
+    assert stored["messages"][0]["content"] == "Plan pro. " + " ".join(shown)
