@@ -130,3 +130,26 @@ async def test_a_collection_takes_a_document_and_shows_ranked_chunks(as_editor):
         data={"csrf_token": as_editor.csrf, "document_id": "x", "text": "y", "metadata": "[1]"},
     )
     assert bad.status_code == 422
+
+
+async def test_another_tenants_record_and_document_cannot_be_deleted(session, client, as_owner):
+    other = await make_tenant(session, "globex")
+    key = await make_key(session, other, ["admin"], name="globex-admin")
+    await put(client, key, "customers", "secret", {"plan": "hidden"})
+    await client.post("/v1/collections", headers=key.headers, json={"name": "their-kb"})
+    doc = {"id": "handbook", "text": "Their handbook."}
+    await client.post("/v1/collections/their-kb/documents", headers=key.headers, json=doc)
+    record = await as_owner.client.post(
+        "/ui/context-delete",
+        data={"csrf_token": as_owner.csrf, "namespace": "customers", "key": "secret", "version": 1},
+    )
+    assert record.status_code == 404
+    document = await as_owner.client.post(
+        "/ui/knowledge/their-kb/documents/delete",
+        data={"csrf_token": as_owner.csrf, "document_id": "handbook"},
+    )
+    assert document.status_code == 404
+    kept = await client.get("/v1/context/customers/secret", headers=key.headers)
+    assert kept.status_code == 200
+    still = await client.get("/v1/collections/their-kb/documents/handbook", headers=key.headers)
+    assert still.status_code == 200

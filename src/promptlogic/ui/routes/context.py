@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import func
 
 from promptlogic.context import service
 from promptlogic.context.models import ContextRecord
@@ -34,8 +34,12 @@ Text = Annotated[str, Form(max_length=300_000)]
 @router.get("/context")
 async def namespaces(request: Request, member: Reader, session: SessionDep) -> Response:
     rows = await session.execute(
-        select(ContextRecord.namespace, func.count(), func.max(ContextRecord.updated_at))
-        .where(ContextRecord.tenant_id == member.tenant.id)
+        ContextRecord.for_tenant(
+            member.tenant.id,
+            ContextRecord.namespace,
+            func.count(),
+            func.max(ContextRecord.updated_at),
+        )
         .group_by(ContextRecord.namespace)
         .order_by(ContextRecord.namespace)
     )
