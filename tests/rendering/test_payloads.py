@@ -226,13 +226,15 @@ def _no_leak(text: str, payload: str) -> None:
 
 @pytest.mark.parametrize("payload", ESCAPES)
 async def test_escape_payload_reaches_nothing(renderer: Renderer, payload: str) -> None:
-    try:
-        (text,) = await renderer.render([payload], variables=VARIABLES, limits=QUICK)
-    except InvalidInput as error:  # every RenderError is one: a 422, never a 500
-        _no_leak(error.detail, payload)
-        _no_leak(str(error.errors), payload)
-    else:
-        _no_leak(text, payload)
+    # Twice: a straight-line template a worker rendered is rendered in the web process next.
+    for _ in range(2):
+        try:
+            (text,) = await renderer.render([payload], variables=VARIABLES, limits=QUICK)
+        except InvalidInput as error:  # every RenderError is one: a 422, never a 500
+            _no_leak(error.detail, payload)
+            _no_leak(str(error.errors), payload)
+        else:
+            _no_leak(text, payload)
 
 
 @pytest.mark.parametrize("payload", EXHAUSTION)

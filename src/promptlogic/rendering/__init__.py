@@ -1,4 +1,5 @@
-"""Prompt templates in a sandbox: analysis at save time, rendering in worker processes.
+"""Prompt templates in a sandbox: analysis at save time, rendering in worker processes
+(or in the web process, for what a worker found straight-line: see `inline`).
 
     renderer = Renderer()                      # the app's lifespan: await renderer.start()
     info = await renderer.check(source)        # save time: TemplateInfo(variables, includes)

@@ -29,10 +29,65 @@ _FORBIDDEN = {
 
 @dataclass(frozen=True, slots=True)
 class TemplateInfo:
-    """The variables a template reads from its context, and the templates it includes."""
+    """The variables a template reads from its context, and the templates it includes;
+    `straight_nodes` is its node count when it is straight-line (see `straight_line_nodes`)."""
 
     variables: frozenset[str]
     includes: tuple[str, ...]
+    straight_nodes: int | None = None
+
+
+# A straight-line template: text, variables, item and attribute look-ups, literals,
+# comparisons, `if`, `~` and includes, and filters whose work and output are at most linear in
+# their input. No loop, call, arithmetic, slice, assignment or macro: rendering it costs about
+# its node count times the size of the variables, whatever the values, so the web process may
+# render it itself (`rendering.inline`) instead of paying a round trip to a worker.
+_STRAIGHT_NODES = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Filter,
+    nodes.Test,
+    nodes.If,
+    nodes.CondExpr,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Neg,
+    nodes.Pos,
+    nodes.Concat,
+    nodes.Include,
+    nodes.List,
+    nodes.Tuple,
+)
+_STRAIGHT_FILTERS = frozenset(
+    {
+        "abs", "capitalize", "count", "d", "default", "first", "float", "int", "last",
+        "length", "lower", "round", "string", "title", "tojson", "trim", "truncate", "upper",
+        "wordcount",
+    }
+)  # fmt: skip
+STRAIGHT_MAX_SOURCE_CHARS = 16_384  # compiling more in the web process could stall it
+
+
+def straight_line_nodes(tree: nodes.Template, source_chars: int) -> int | None:
+    """The node count of a straight-line template (see above), None for any other."""
+    if source_chars > STRAIGHT_MAX_SOURCE_CHARS:
+        return None
+    count = 0
+    for node in (tree, *tree.find_all(nodes.Node)):
+        count += 1
+        if type(node) not in _STRAIGHT_NODES:
+            return None
+        if isinstance(node, nodes.Filter) and node.name not in _STRAIGHT_FILTERS:
+            return None
+    return count
 
 
 class _VariableTracker(CodeGenerator):
@@ -133,11 +188,13 @@ def inspect(
         raise SourceFailure(exc.message or "invalid template", line=exc.lineno) from None
     except RecursionError:
         raise SourceFailure("the template nests too deeply") from None
-    return tree, TemplateInfo(frozenset(tracker.undeclared), includes)
+    straight = straight_line_nodes(tree, len(source))
+    return tree, TemplateInfo(frozenset(tracker.undeclared), includes, straight)
 
 
 def compile_tree(environment: Environment, tree: nodes.Template) -> Template:
-    """Compile a checked tree. Only ever in a worker: compiling is CPU-heavy on hostile input."""
+    """Compile a checked tree. In a worker: compiling is CPU-heavy on hostile input (the web
+    process compiles only a straight-line template a worker has compiled before)."""
     try:
         code = environment.compile(tree)
     except TemplateSyntaxError as exc:

@@ -142,6 +142,19 @@ class Engine:
                     raise _located(exc, limits, index, names) from None
         return outputs
 
+    def straight_cost(
+        self, templates: Sequence[str], includes: Mapping[str, str], limits: RenderLimits
+    ) -> int | None:
+        """The node count of `templates` and `includes` (compiled already) when every one of
+        them is straight-line (`analysis.straight_line_nodes`), else None."""
+        total = 0
+        for source in (*templates, *includes.values()):
+            nodes = self.compiled(source, limits).info.straight_nodes
+            if nodes is None:
+                return None
+            total += nodes
+        return total
+
     def _render_one(
         self, template: Template, variables: Mapping[str, Any], limits: RenderLimits, total: Budget
     ) -> str:

@@ -124,12 +124,24 @@ def _problems(error: ValidationError, field: str) -> Iterator[dict[str, str]]:
         yield {"field": where, "message": _message(error)}
 
 
+def canonical(schema: dict[str, Any] | bool) -> str:
+    """The schema as sorted JSON: the key of every cache of compiled schemas."""
+    return json.dumps(schema, sort_keys=True)
+
+
 def validate_variables(
     schema: dict[str, Any] | bool, variables: Any, field: str = "variables"
 ) -> list[dict[str, str]]:
     """Each problem of `variables` against `schema`, as `{"field": "variables.x", "message"}`."""
+    return validate_canonical(canonical(schema), variables, field)
+
+
+def validate_canonical(
+    schema_json: str, variables: Any, field: str = "variables"
+) -> list[dict[str, str]]:
+    """`validate_variables` for a schema given as `canonical(schema)`."""
     try:
-        validator = _validator(json.dumps(schema, sort_keys=True))
+        validator = _validator(schema_json)
         found: dict[tuple[str, str], None] = {}
         for error in validator.iter_errors(variables):
             for problem in _problems(error, field):
@@ -145,3 +157,66 @@ def validate_variables(
     except RecursionError:
         return [{"field": field, "message": "the variables nest too deeply to validate"}]
     return [{"field": where, "message": message} for where, message in sorted(found)]
+
+
+# Keywords whose check costs at most about one step per (schema node, data node) pair: no
+# regular expression (`pattern`, `patternProperties`), no reference (which can recurse), no
+# `uniqueItems` (quadratic) and no `unevaluated*` (which re-walks subschemas). Annotations and
+# `format` (not enforced) cost nothing.
+_SUBSCHEMA = frozenset(
+    {"items", "contains", "not", "if", "then", "else", "additionalProperties", "propertyNames"}
+)
+_SUBSCHEMA_LISTS = frozenset({"prefixItems", "anyOf", "oneOf", "allOf"})
+_SUBSCHEMA_MAPS = frozenset({"properties", "dependentSchemas"})
+_VALUES = frozenset({"enum", "const", "default", "examples"})
+_SCALARS = frozenset(
+    {
+        "type", "required", "minItems", "maxItems", "minLength", "maxLength", "minimum",
+        "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minProperties",
+        "maxProperties", "minContains", "maxContains", "dependentRequired", "title",
+        "description", "$comment", "$schema", "$id", "format", "deprecated", "readOnly",
+        "writeOnly", "contentMediaType", "contentEncoding",
+    }
+)  # fmt: skip
+
+
+def _value_count(value: Any) -> int:
+    return sum(1 for _ in _walk_values(value))
+
+
+def _walk_values(value: Any) -> Iterator[Any]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        yield item
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+@lru_cache(maxsize=256)
+def linear_cost(canonical: str) -> int | None:
+    """How many nodes the schema has when only keywords of linear cost appear in it (see
+    above), else None: validating data of n nodes then takes about cost * n steps."""
+    cost = 0
+    stack: list[Any] = [json.loads(canonical)]
+    while stack:
+        schema = stack.pop()
+        cost += 1
+        if isinstance(schema, bool):
+            continue
+        if not isinstance(schema, dict):
+            return None
+        for keyword, value in schema.items():
+            if keyword in _SUBSCHEMA:
+                stack.append(value)
+            elif keyword in _SUBSCHEMA_LISTS and isinstance(value, list):
+                stack.extend(value)
+            elif keyword in _SUBSCHEMA_MAPS and isinstance(value, dict):
+                stack.extend(value.values())
+            elif keyword in _VALUES or keyword in _SCALARS:
+                cost += _value_count(value)
+            else:
+                return None
+    return cost

@@ -1,7 +1,9 @@
 """The rendering service: `Renderer`, which owns the worker pool, and in-process `analyze`.
 
-The web process never compiles or renders a template: every such step runs in a worker, under
-the deadline of the `RenderLimits` in force, and comes back as text or as a 422.
+Every template is first compiled and rendered in a worker, under the deadline of the
+`RenderLimits` in force, and comes back as text or as a 422. Only work proven cheap by then (a
+straight-line template, a schema of linear keywords, small data: see `inline`) is done again
+in the web process, in the same sandbox, saving the round trip.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from promptlogic.rendering.errors import (
     from_failure,
 )
 from promptlogic.rendering.failures import Failure
+from promptlogic.rendering.inline import InlineWork, schema_json
 from promptlogic.rendering.limits import DEFAULT_LIMITS, RenderLimits
 from promptlogic.rendering.plain import to_plain
 from promptlogic.rendering.pool import (
@@ -95,6 +98,7 @@ class Renderer:
         )
         # One tenant may hold every worker but one (see `shares`).
         self.shares = Shares(max(1, self.pool.size - 1), queue_timeout)
+        self.inline = InlineWork(cache_size)
 
     async def start(self) -> None:
         await self.pool.start()
@@ -145,22 +149,52 @@ class Renderer:
         sources = dict(includes or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
             raise TypeError("includes map include names to template sources (strings)")
-        message = {
-            "op": "render",
-            "templates": list(templates),
-            "includes": sources,
-            "variables": to_plain(variables or {}),
-            "limits": limits.as_dict(),
-            "schema": schema,
-        }
-        result = await self._request(message, limits, names, _common_field(names))
-        if isinstance(result, dict):
-            problems: list[dict[str, str]] = result["problems"]
-            detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-            raise InvalidInput(detail, errors=problems)
+        plain = to_plain(variables or {})
+        key = self.inline.key(templates, sources)
+        outputs = self._render_inline(key, plain, limits, names, schema)
+        if outputs is None:
+            message = {
+                "op": "render",
+                "templates": list(templates),
+                "includes": sources,
+                "variables": plain,
+                "limits": limits.as_dict(),
+                "schema": schema,
+            }
+            result = await self._request(message, limits, names, _common_field(names))
+            if "problems" in result:
+                _raise_problems(result["problems"])
+            self.inline.learn(key, result["straight"])
+            outputs = result["outputs"]
         # A template can build NUL or a lone surrogate (`"%c" % 0`), which neither UTF-8 nor
         # Postgres can carry: they come out as U+FFFD.
-        return [UNSTORABLE_TEXT.sub("\ufffd", text) for text in result]
+        return [UNSTORABLE_TEXT.sub("\ufffd", text) for text in outputs]
+
+    def _render_inline(
+        self,
+        key: tuple[tuple[str, ...], tuple[tuple[str, str], ...]],
+        variables: dict[str, Any],
+        limits: RenderLimits,
+        names: Sequence[str],
+        schema: dict[str, Any] | None,
+    ) -> list[str] | None:
+        """The render done here when it is proven cheap (see `inline`); None: ask a worker."""
+        if not self.inline.can_render(key, variables):
+            return None
+        if schema is not None:
+            written = schema_json(schema)
+            if written is None or not self.inline.can_validate(written, variables):
+                return None
+            problems = self.inline.validate(written, variables, "variables")
+            if problems is None:
+                return None
+            if problems:
+                _raise_problems(problems)
+        templates, includes = key
+        try:
+            return self.inline.render(templates, dict(includes), variables, limits)
+        except Failure as failure:
+            raise from_failure(failure.as_dict(), names, _common_field(names)) from None
 
     async def check(
         self, source: str, *, limits: RenderLimits | None = None, field: str = "template"
@@ -183,11 +217,18 @@ class Renderer:
         self, schema: dict[str, Any] | bool, variables: Mapping[str, Any]
     ) -> list[dict[str, str]]:
         """`schema.validate_variables` in a worker, so a catastrophic `pattern` in a tenant's
-        input schema costs a worker its deadline instead of stalling the event loop."""
+        input schema costs a worker its deadline instead of stalling the event loop; here
+        when the schema and the data are small and of linear cost (see `inline`)."""
+        plain = to_plain(variables)
+        written = schema_json(schema)
+        if written is not None and self.inline.can_validate(written, plain):
+            problems = self.inline.validate(written, plain, "variables")
+            if problems is not None:
+                return problems
         message = {
             "op": "validate",
             "schema": schema,
-            "variables": to_plain(variables),
+            "variables": plain,
             "limits": self.limits.as_dict(),
         }
         problems: list[dict[str, str]] = await self._request(
@@ -225,6 +266,11 @@ class Renderer:
         if "error" in reply:
             raise from_failure(reply["error"], fields, whole)
         return reply["ok"]
+
+
+def _raise_problems(problems: list[dict[str, str]]) -> None:
+    detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    raise InvalidInput(detail, errors=problems)
 
 
 def _precheck(source: Any, field: str, limits: RenderLimits) -> None:

@@ -107,9 +107,10 @@ def _dispatch(engine: Engine, request: dict[str, Any], limits: RenderLimits) -> 
             problems = validate_variables(request["schema"], request["variables"])
             if problems:
                 return {"problems": problems}
-        return engine.render(
-            request["templates"], request["includes"], request["variables"], limits
-        )
+        templates, includes = request["templates"], request["includes"]
+        outputs = engine.render(templates, includes, request["variables"], limits)
+        # The web process renders the same sources itself next time when this is not None.
+        return {"outputs": outputs, "straight": engine.straight_cost(templates, includes, limits)}
     if op == "check":
         info = engine.check(request["source"], limits)
         return {"variables": sorted(info.variables), "includes": list(info.includes)}
