@@ -219,3 +219,11 @@ async def test_a_render_error_here_names_the_template_like_a_worker(renderer: Re
             "line": 1,
         }
     ]
+
+
+async def test_a_changed_include_is_a_new_template_set(renderer: Renderer) -> None:
+    await render(renderer, VARIABLES)
+    await stop_workers(renderer)
+    looping = {"policy": "{% for day in range(30) %}{{ day }}{% endfor %}"}
+    with pytest.raises(RendererUnavailable):
+        await renderer.render([SYSTEM, USER], includes=looping, variables=VARIABLES, schema=SCHEMA)

@@ -151,7 +151,7 @@ class Renderer:
             raise TypeError("includes map include names to template sources (strings)")
         plain = to_plain(variables or {})
         key = self.inline.key(templates, sources)
-        outputs = self._render_inline(key, plain, limits, names, schema)
+        outputs = self._render_inline(key, templates, sources, plain, limits, names, schema)
         if outputs is None:
             message = {
                 "op": "render",
@@ -172,7 +172,9 @@ class Renderer:
 
     def _render_inline(
         self,
-        key: tuple[tuple[str, ...], tuple[tuple[str, str], ...]],
+        key: bytes,
+        templates: Sequence[str],
+        includes: dict[str, str],
         variables: dict[str, Any],
         limits: RenderLimits,
         names: Sequence[str],
@@ -190,9 +192,8 @@ class Renderer:
                 return None
             if problems:
                 _raise_problems(problems)
-        templates, includes = key
         try:
-            return self.inline.render(templates, dict(includes), variables, limits)
+            return self.inline.render(templates, includes, variables, limits)
         except Failure as failure:
             raise from_failure(failure.as_dict(), names, _common_field(names)) from None
 
