@@ -21,18 +21,18 @@ developer's data). Then, over generated queries:
 3. the vector part alone (`hybrid_search` with a text query that matches no chunk, so the
    statement and its HNSW scan are the shipped ones and the full-text list is empty), and its
    recall@10 against exact search (the same statement ordered by `distance + 0`, which no
-   index serves) over `--recall-queries` query vectors, at `hnsw.ef_search` 40 (pgvector's
-   default, which the search keeps for k <= 40) and higher values, each with its p50/p99.
+   index serves) over `--recall-queries` query vectors, at the search's `hnsw.ef_search`
+   (`search.EF_SEARCH`, 400) and other values, each with its p50/p99.
    `as near` counts a hit as found when it is as near as the exact 10th (ties).
 
 The table is VACUUM ANALYZEd after ingestion (as autovacuum would soon do); each measurement
 is preceded by a few warm-up queries. Times are wall clock in this process, database included.
-On 2 shared cores the full run takes about 20 minutes: 5 ingesting, most of the rest in the
-exact scans (the truth, and the fallback of a filtered search). `--explain` prints the plans.
+On 2 shared cores the full run takes about 30 minutes: 15 ingesting (the HNSW inserts are
+most of it), most of the rest in the exact scans (the truth). `--explain` prints the plans.
 
-    .venv/bin/python bench/knowledge_search.py                  # 100,000 chunks, ~20 minutes
+    .venv/bin/python bench/knowledge_search.py                  # 100,000 chunks, ~30 minutes
     .venv/bin/python bench/knowledge_search.py --quick          # 5,000 chunks, a smoke run
-    .venv/bin/python bench/knowledge_search.py --chunks 20000 --ef-search 40 100 --explain
+    .venv/bin/python bench/knowledge_search.py --chunks 20000 --ef-search 100 400 --explain
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ from promptlogic.knowledge.ingestion import Sessionmaker, ingest_document
 from promptlogic.knowledge.models import Document, vector_expression
 from promptlogic.knowledge.schemas import CollectionCreate, DocumentIn
 from promptlogic.knowledge.search import (
+    SETTINGS_SQL,
     candidates_for,
+    ef_search_for,
     filter_clauses,
     hybrid_search,
     parse_filter,
@@ -308,20 +310,14 @@ async def timed(
     sessionmaker: Sessionmaker,
     calls: Sequence[Callable[[Any], Awaitable[Any]]],
     *,
-    ef_search: int | None = None,
     warmup: int = 20,
 ) -> tuple[list[float], list[Any]]:
     """Each call in its own transaction (as a request has); returns its latency in ms (the
-    call only: not BEGIN nor the SET of `ef_search`) and its result."""
+    call only, not BEGIN) and its result."""
     samples: list[float] = []
     results: list[Any] = []
     for index, call in enumerate([*calls[:warmup], *calls]):
         async with sessionmaker() as session, session.begin():
-            if ef_search is not None:
-                await session.execute(
-                    text("SELECT set_config('hnsw.ef_search', :value, true)"),
-                    {"value": str(ef_search)},
-                )
             started = time.perf_counter()
             result = await call(session)
             elapsed = (time.perf_counter() - started) * 1000
@@ -357,6 +353,8 @@ async def explain(
     clauses, params = filter_clauses(parse_filter(raw_filter, "filter"))
     statement = search_sql(target.dimensions, clauses, with_vector=True)
     async with sessionmaker() as session:
+        ef_search = ef_search_for(candidates_for(K))  # the search's settings (a custom plan)
+        await session.execute(text(SETTINGS_SQL), {"ef_search": str(ef_search)})
         rows = await session.execute(
             text(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {statement}"),
             {
@@ -502,7 +500,7 @@ async def main(args: argparse.Namespace) -> None:
                     truth.append(({row.id for row in found}, found[-1].distance))
             for ef in args.ef_search:
 
-                def vector_only(vector: list[float], condition: Any) -> Any:
+                def vector_only(vector: list[float], condition: Any, ef: int = ef) -> Any:
                     return lambda session: hybrid_search(
                         session,
                         tenant_id=target.tenant_id,
@@ -512,6 +510,7 @@ async def main(args: argparse.Namespace) -> None:
                         query_vector=vector,
                         k=K,
                         conditions=condition,
+                        ef_search=ef,
                     )
 
                 calls = [
@@ -520,7 +519,7 @@ async def main(args: argparse.Namespace) -> None:
                         vectors[: args.recall_queries], conditions, strict=False
                     )
                 ]
-                samples, results = await timed(sessionmaker, calls, ef_search=ef)
+                samples, results = await timed(sessionmaker, calls)
                 recall = statistics.fmean(
                     len({hit.id for hit in hits} & expected) / len(expected)
                     for hits, (expected, _) in zip(results, truth, strict=True)
@@ -529,7 +528,7 @@ async def main(args: argparse.Namespace) -> None:
                     sum(1 - (hit.similarity or 0) <= tenth + 1e-6 for hit in hits) / K
                     for hits, (_, tenth) in zip(results, truth, strict=True)
                 )
-                default = " (default)" if ef == candidates_for(K) else ""
+                default = " (default)" if ef == ef_search_for(candidates_for(K)) else ""
                 print(
                     f"{label:14} {ef:>9} {recall:>9.3f} {as_near:>8.3f}  "
                     f"{latency(samples)}{default}"
@@ -568,7 +567,7 @@ if __name__ == "__main__":
     parser.add_argument("--queries", type=int, default=200, help="for hybrid search latency")
     parser.add_argument("--recall-queries", type=int, default=200)
     parser.add_argument("--api-documents", type=int, default=100)
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 80, 100, 200])
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[100, 200, 400, 600])
     parser.add_argument("--explain", action="store_true", help="print the plans of one query")
     parser.add_argument("--quick", action="store_true", help="5,000 chunks, fewer queries")
     arguments = parser.parse_args()

@@ -14,6 +14,7 @@ from promptlogic.knowledge import service
 from promptlogic.knowledge.embeddings import EmbeddingSpec
 from promptlogic.knowledge.ingestion import ingest_document
 from promptlogic.knowledge.schemas import DocumentIn
+from promptlogic.knowledge.search import EF_SEARCH
 from tests.helpers import assert_names_field, assert_problem
 from tests.knowledge.support import add_ready, make_collection, search
 
@@ -393,7 +394,9 @@ class Fixed:
         return [[0.1] * 256 for _ in texts]
 
 
-async def test_more_than_40_hits_widen_the_index_scan(session, tenant, big):
+async def test_more_than_40_hits_come_from_a_wide_index_scan_in_this_transaction_only(
+    session, tenant, big
+):
     hits = await service.search(
         session,
         tenant_id=tenant.id,
@@ -405,6 +408,9 @@ async def test_more_than_40_hits_widen_the_index_scan(session, tenant, big):
     )
 
     assert len(hits) == 50
-    assert await session.scalar(text("SHOW hnsw.ef_search")) == "50"  # this transaction only
+    assert await session.scalar(text("SHOW hnsw.ef_search")) == str(EF_SEARCH)
+    assert await session.scalar(text("SHOW max_parallel_workers_per_gather")) == "0"
+    assert await session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
     await session.rollback()
     assert await session.scalar(text("SHOW hnsw.ef_search")) == "40"
+    assert await session.scalar(text("SHOW max_parallel_workers_per_gather")) != "0"
