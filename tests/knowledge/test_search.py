@@ -92,6 +92,32 @@ async def test_web_search_syntax_is_honoured(client, admin, handbook):
     assert [h["heading"] for h in excluded if h["text_rank"]] == ["Refunds"]
 
 
+async def test_chunks_with_every_word_rank_before_chunks_with_some(client, admin):
+    await make_collection(client, admin.headers, "tiers")
+    documents = {
+        "both": "The invoice was sent by courier.",
+        "repeats-one": "Invoice invoice invoice: the invoice, the invoice again.",
+        "other-word": "A courier came.",
+    }
+    await add_ready(client, admin.headers, "tiers", documents)
+
+    hits = await search(client, admin.headers, "tiers", query="invoice courier", k=5)
+    by_text = sorted((h for h in hits if h["text_rank"]), key=lambda h: h["text_rank"])
+
+    assert by_text[0]["document_id"] == "both"
+    assert {h["document_id"] for h in by_text[1:]} == {"repeats-one", "other-word"}
+
+
+async def test_without_a_chunk_holding_every_word_any_word_counts(client, admin):
+    await make_collection(client, admin.headers, "tiers")
+    documents = {"invoice": "The invoice is attached.", "courier": "A courier came."}
+    await add_ready(client, admin.headers, "tiers", documents)
+
+    hits = await search(client, admin.headers, "tiers", query="invoice courier zebra", k=5)
+
+    assert {h["document_id"] for h in hits if h["text_rank"]} == {"invoice", "courier"}
+
+
 async def test_k_bounds_the_hits_and_each_hit_says_where_it_comes_from(client, admin, handbook):
     hits = await search(client, admin.headers, handbook, query="working days", k=2)
 
