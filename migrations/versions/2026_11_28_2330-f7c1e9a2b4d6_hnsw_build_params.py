@@ -1,8 +1,8 @@
 """HNSW indexes rebuilt with m 32 and ef_construction 200 (pgvector's defaults were 16 and 64).
 
 On the offline embedder's hashed vectors the defaults found about 0.82 of the true ten nearest
-chunks at ef_search 400; these parameters about 0.95 (bench/knowledge_search.py). Rebuilding
-reads every chunk of the dimension once.
+chunks at ef_search 400; these parameters 0.93 to 0.95 (bench/knowledge_search.py).
+Rebuilding reads every chunk of the dimension once.
 
 Revision ID: f7c1e9a2b4d6
 Revises: e4a8b3f7d025

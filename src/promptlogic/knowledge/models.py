@@ -110,8 +110,8 @@ class Document(UUIDPrimaryKey, CreatedAt, TenantScoped, Base):
 
 
 # HNSW build parameters, above pgvector's defaults (m 16, ef_construction 64): on the offline
-# embedder's hashed vectors those reach recall@10 0.82 at ef_search 400, these 0.95, for about
-# three times the insert cost (bench/knowledge_search.py, 100,000 chunks).
+# embedder's hashed vectors those reach recall@10 0.82 at ef_search 400, these 0.93 (0.95 built
+# at once), for three times the insert cost (bench/knowledge_search.py, 100,000 chunks).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 
