@@ -269,8 +269,11 @@ async def test_key_without_admin_scope_cannot_manage_keys(client, session, tenan
 @pytest.mark.parametrize(
     ("granted", "allowed"),
     [
-        pytest.param(["admin"], {"run", "read", "write", "admin"}, id="admin-does-everything"),
-        pytest.param(["write"], {"read", "write"}, id="write-implies-read"),
+        pytest.param(
+            ["admin"], {"run", "read", "rules", "write", "admin"}, id="admin-does-everything"
+        ),
+        pytest.param(["write"], {"read", "rules", "write"}, id="write-implies-read-and-rules"),
+        pytest.param(["rules"], {"rules"}, id="rules-only-writes-rules"),
         pytest.param(["read"], {"read"}, id="read-only-reads"),
         pytest.param(["run"], {"run"}, id="run-only-runs"),
         pytest.param(["run", "read"], {"run", "read"}, id="run+read"),

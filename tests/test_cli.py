@@ -301,7 +301,7 @@ async def test_keys_create_with_an_unknown_scope_fails(app: FastAPI, clean: None
     result = await run_cli("keys create --tenant acme --name k --scopes run,god")
 
     assert result.exit_code != 0
-    assert "run, read, write, admin" in result.output
+    assert "run, read, rules, write, admin" in result.output
     assert await count(app, "api_keys") == 1  # only the tenant's admin key
 
 

@@ -43,6 +43,7 @@ class TenantData:
     context_key: str  # a record in it
     collection: str  # a knowledge collection
     document: str  # a document in it, ingested
+    rule_id: str  # a rule of `prompt`, enabled (the tenant also has one in the set `shared`)
 
 
 CONTEXT_VALUE = {"plan": "pro"}
@@ -67,6 +68,7 @@ RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
     "key": lambda data: data.context_key,
     "collection": lambda data: data.collection,
     "document_id": lambda data: data.document,
+    "rule_id": lambda data: data.rule_id,
 }
 
 # (method, path) -> a valid request body, for routes with a path parameter that take one.
@@ -85,6 +87,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     # The same document again: 200, nothing re-ingested.
     ("POST", "/v1/collections/{collection}/documents"): KNOWLEDGE_DOCUMENT,
     ("POST", "/v1/collections/{collection}/search"): {"query": "refund escalation", "k": 5},
+    ("PATCH", "/v1/rules/{rule_id}"): {"enabled": True},  # as it is: no new revision
 }
 
 # (method, path) -> a valid body naming a tenant's record, for routes without a path parameter
@@ -117,6 +120,7 @@ QUERIES: dict[tuple[str, str], dict[str, Any]] = {
 LIST_QUERIES: dict[str, list[dict[str, str]]] = {
     "/v1/api-keys": [{"include_revoked": "true"}],
     "/v1/audit": [{"target_type": "api_key"}, {"action": "api_key.revoke"}],
+    "/v1/rules": [{"set": "shared"}, {"prompt": "bravo-corp-logic"}],
 }
 
 
@@ -148,6 +152,7 @@ def markers_of(data: TenantData) -> list[str]:
         data.run_id,
         data.end_user,
         data.collection,
+        data.rule_id,
     ]
 
 
@@ -195,6 +200,12 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
     )
     assert response.status_code == 202, response.text
     await wait_for_ingestions()
+    rules = []
+    for scope in ({"prompt": prompt}, {"set": "shared"}):
+        body = {**scope, "text": f"Secret rule of {slug}", "enabled": True}
+        response = await client.post("/v1/rules", headers=admin.headers, json=body)
+        assert response.status_code == 201, response.text
+        rules.append(response.json()["id"])
     return TenantData(
         tenant,
         admin,
@@ -210,6 +221,7 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
         key,
         collection,
         KNOWLEDGE_DOCUMENT["id"],
+        rules[0],
     )
 
 
@@ -246,7 +258,13 @@ async def snapshot(session) -> dict[str, Any]:
         text("SELECT id, generation, status, content_hash FROM knowledge_documents")
     )
     chunks = await session.execute(text("SELECT id, document_id FROM knowledge_chunks"))
+    rules = await session.execute(
+        text("SELECT id, tenant_id, revision, priority, enabled, status, text FROM rules")
+    )
+    revisions = await session.scalar(text("SELECT count(*) FROM rule_revisions"))
     return {
+        "rules": sorted(map(tuple, rules)),
+        "rule_revisions": revisions,
         "collections": sorted(map(tuple, collections)),
         "documents": sorted(map(tuple, documents)),
         "chunks": sorted(map(tuple, chunks)),

@@ -332,7 +332,11 @@ async def test_an_expiry_is_read_as_utc(app, tenant, as_owner):
     ("fields", "field", "message"),
     [
         ({"name": "ci", "scopes": []}, "Scopes", "choose one or more"),
-        ({"name": "ci", "scopes": ["root"]}, "Scopes", "'run', 'read', 'write' or 'admin'"),
+        (
+            {"name": "ci", "scopes": ["root"]},
+            "Scopes",
+            "'run', 'read', 'rules', 'write' or 'admin'",
+        ),
         ({"name": "  ", "scopes": ["read"]}, "Name", "at least 1 character"),
         ({"name": "ci", "scopes": ["read"], "expires_at": "2001-01-01T00:00"}, "Expires", "future"),
         ({"name": "ci", "scopes": ["read"], "expires_at": "soon"}, "Expires", "datetime"),

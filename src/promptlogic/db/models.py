@@ -6,6 +6,7 @@ from promptlogic.db.base import Base
 from promptlogic.knowledge.models import Chunk, Collection, Document
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.providers.models import ModelPrice, ProviderConnection
+from promptlogic.rules.models import Rule, RuleRevision
 from promptlogic.runs.models import IdempotencyKey, Run
 from promptlogic.tenancy.models import ApiKey, Membership, Tenant, User
 from promptlogic.ui.models import WebSession
@@ -28,6 +29,8 @@ __all__ = [
     "PromptVersion",
     "ProviderConnection",
     "RateWindow",
+    "Rule",
+    "RuleRevision",
     "Run",
     "Tenant",
     "UsageLimit",

@@ -19,16 +19,19 @@ ROLES: tuple[str, ...] = tuple(role.value for role in Role)
 class Scope(StrEnum):
     RUN = "run"
     READ = "read"
+    RULES = "rules"
     WRITE = "write"
     ADMIN = "admin"
 
 
 SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)
 
-# `admin` may do everything; `write` may also read. `run` only runs prompts.
+# `admin` may do everything; `write` may also read and write rules. `rules` writes tenant rules
+# only (never prompts, labels or settings). `run` only runs prompts.
 _IMPLIED: dict[Scope, frozenset[Scope]] = {
     Scope.ADMIN: frozenset(Scope),
-    Scope.WRITE: frozenset({Scope.WRITE, Scope.READ}),
+    Scope.WRITE: frozenset({Scope.WRITE, Scope.RULES, Scope.READ}),
+    Scope.RULES: frozenset({Scope.RULES}),
     Scope.READ: frozenset({Scope.READ}),
     Scope.RUN: frozenset({Scope.RUN}),
 }
@@ -45,11 +48,11 @@ def ordered(scopes: frozenset[Scope] | set[Scope]) -> list[Scope]:
 
 
 # What a signed-in member may do, in the same scopes as API keys, so the UI and the API
-# check one rule. A rule author may try prompts but not change them.
+# check one rule. A rule author may try prompts and write rules, but not change prompts.
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.OWNER: frozenset({Scope.ADMIN}),
     Role.ADMIN: frozenset({Scope.ADMIN}),
     Role.EDITOR: frozenset({Scope.WRITE, Scope.RUN}),
-    Role.RULE_AUTHOR: frozenset({Scope.READ, Scope.RUN}),
+    Role.RULE_AUTHOR: frozenset({Scope.READ, Scope.RUN, Scope.RULES}),
     Role.VIEWER: frozenset({Scope.READ}),
 }

@@ -1,0 +1,1 @@
+"""Tenant rules: plain-language instructions scoped to a prompt or a named rule set."""
