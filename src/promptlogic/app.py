@@ -34,6 +34,9 @@ from promptlogic.providers.router import router as providers_router
 from promptlogic.providers.secrets import SecretBox
 from promptlogic.providers.service import PROVIDER_TOPIC
 from promptlogic.rendering import Renderer
+from promptlogic.rules.cache import RulesCache
+from promptlogic.rules.router import router as rules_router
+from promptlogic.rules.service import RULES_TOPIC
 from promptlogic.runs.openai_compat import OpenAIErrorBodies
 from promptlogic.runs.openai_compat import router as openai_router
 from promptlogic.runs.recorder import RunRecorder
@@ -78,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
             prices = PriceBook(sessionmaker, is_live=live)
             usage_limiter = UsageLimiter(sessionmaker, is_live=live)
             records = RecordCache(sessionmaker, is_live=live)
+            rules = RulesCache(sessionmaker, is_live=live)
             # Each change topic drops what it invalidates; a reconnect drops everything.
             listener.subscribe(API_KEY_TOPIC, authenticator.on_key_changed)
             listener.subscribe(PROMPT_TOPIC, plan_cache.on_prompt_changed)
@@ -92,6 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
             listener.on_reset(usage_limiter.clear)
             listener.subscribe(CONTEXT_TOPIC, records.on_changed)
             listener.on_reset(records.clear)
+            listener.subscribe(RULES_TOPIC, rules.on_changed)
+            listener.on_reset(rules.clear)
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
             app.state.listener = listener
@@ -103,7 +109,9 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.prices = prices
             app.state.usage_limiter = usage_limiter
             app.state.binder = Binder(
-                records=records, searcher=knowledge_searcher(sessionmaker, Embedders(providers))
+                records=records,
+                searcher=knowledge_searcher(sessionmaker, Embedders(providers)),
+                rules=rules,
             )
             resources.push_async_callback(providers.aclose)
             app.state.head_revision = head_revision()
@@ -150,6 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(limits_router)
     app.include_router(context_router)
+    app.include_router(rules_router)
     app.include_router(knowledge_router)
     app.mount("/ui", create_ui(app.state, settings))
     return app

@@ -170,18 +170,6 @@ async def test_a_run_records_what_was_bound(app, client, admin):
     assert "Plan: pro; tier gold." in stored.json()["messages"][0]["content"]
 
 
-async def test_a_rules_binding_is_an_empty_list_for_now(client, admin):
-    rules = {"name": "rules", "source": "rules", "set": "account-{{ account_id }}"}
-    messages = [{"role": "system", "content": "{{ rules | length }} rules"}]
-    await make_bound_prompt(client, admin, context=[rules], messages=messages)
-    answer = await render(client, admin, {"account_id": "9"})
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["messages"][0]["content"] == "0 rules"
-    assert answer.json()["bound"] == [
-        {"name": "rules", "source": "rules", "set": "account-9", "rules": []}
-    ]
-
-
 async def test_a_version_without_arguments_still_checks_its_variables(client, admin):
     rules = {"name": "rules", "source": "rules"}
     messages = [{"role": "system", "content": "{{ topic }}: {{ rules | length }}"}]

@@ -4,7 +4,7 @@
   (`{"name": "customer", "source": "record", "namespace": "customers",
   "key": "{{ customer_id }}", "required": true}`);
 - `search`: chunks of a collection for a query template (`k`, a metadata `filter`);
-- `rules`: the tenant rules that apply (an empty list until rules exist).
+- `rules`: the live tenant rules of the prompt, or of a set (`docs/rules.md`).
 
 A binding's value reaches the templates under its `name`, so names are identifiers and must not
 be variables of the input schema as well.

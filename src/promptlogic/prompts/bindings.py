@@ -1,11 +1,15 @@
 """Binding a version's context: the state its templates operate on, fetched before rendering.
 
-The bindings' arguments (a record's key, a search's query) are templates over the variables, so
-they render in the sandbox like any template; that render also checks the variables against the
-input schema. Then every binding resolves at once (the records in one cached read, each search
-concurrently) and the messages render with the variables and the bound values. What was bound
-(record keys and versions, chunk ids and scores) is returned for the response and the run
-record, so an output is traceable to the state behind it.
+The bindings' arguments (a record's key, a search's query, a rule set's name) are templates
+over the variables, so they render in the sandbox like any template; that render also checks
+the variables against the input schema. Then every binding resolves at once (the records in
+one cached read, each search and rule scope concurrently) and the messages render with the
+variables and the bound values. What was bound (record keys and versions, chunk ids and
+scores, rule ids and revisions) is returned for the response and the run record, so an output
+is traceable to the state behind it.
+
+Rules reach templates as data (a list of `{"id", "text", "priority"}`), never as template
+source: `{{ config }}` in a rule's text is printed as written.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from promptlogic import rendering
 from promptlogic.context.cache import RecordCache
 from promptlogic.errors import InvalidInput
 from promptlogic.prompts.binding_schemas import arguments_of
+from promptlogic.rules.cache import RulesCache, Scope
 
 # (tenant, the search binding, its rendered query) → (the chunks as template data, what to
 # report for each). Supplied by the collections package.
@@ -37,10 +42,11 @@ class Bound:
 
 @dataclass(frozen=True, slots=True)
 class Binder:
-    """What bindings read from: records through the cache, and searches."""
+    """What bindings read from: records and rules through their caches, and searches."""
 
     records: RecordCache
     searcher: Searcher | None = None
+    rules: RulesCache | None = None
 
 
 def _field(binding: dict[str, Any], argument: str) -> str:
@@ -83,6 +89,20 @@ def _record_key(binding: dict[str, Any], arguments: dict[str, str]) -> str:
     return key
 
 
+def _rule_scope(binding: dict[str, Any], arguments: dict[str, str], prompt: str) -> Scope:
+    """The set the binding names (rendered), else the prompt's own rules."""
+    if not binding.get("set"):
+        return ("prompt", prompt)
+    name = arguments[_field(binding, "set")]
+    if not name or len(name) > MAX_KEY_CHARS or not name.isprintable():
+        raise InvalidInput.field(
+            _field(binding, "set"),
+            f"renders to {name[:60]!r}, which cannot be a rule set's name (1 to "
+            f"{MAX_KEY_CHARS} printable characters)",
+        )
+    return ("set", name)
+
+
 async def bind(
     binder: Binder,
     renderer: rendering.Renderer,
@@ -90,23 +110,31 @@ async def bind(
     bindings: Sequence[dict[str, Any]],
     input_schema: dict[str, Any],
     variables: dict[str, Any],
+    *,
+    prompt: str,
 ) -> Bound:
-    """Resolve `bindings` for `variables` (checked against `input_schema`); a missing required
-    record is a 422 naming it."""
+    """Resolve `bindings` of `prompt` for `variables` (checked against `input_schema`); a
+    missing required record is a 422 naming it."""
     arguments = await _arguments(renderer, bindings, input_schema, variables)
     records = [b for b in bindings if b["source"] == "record"]
     searches = [b for b in bindings if b["source"] == "search"]
+    rule_bindings = [b for b in bindings if b["source"] == "rules"]
     keys = [(b["namespace"], _record_key(b, arguments)) for b in records]
+    scopes = [_rule_scope(b, arguments, prompt) for b in rule_bindings]
     if searches and binder.searcher is None:
         raise InvalidInput.field(_field(searches[0], "collection"), "search is not available")
-    searcher = binder.searcher
-    found, *searched = await asyncio.gather(
+    if rule_bindings and binder.rules is None:
+        raise RuntimeError("a version with a rules binding needs the rules cache")
+    searcher, rules = binder.searcher, binder.rules
+    found, *fetched = await asyncio.gather(
         binder.records.get_many(tenant_id, keys),
         *(
             searcher(tenant_id, b, arguments[_field(b, "query")])  # type: ignore[misc]
             for b in searches
         ),
+        *(rules.get(tenant_id, scope) for scope in scopes),  # type: ignore[union-attr]
     )
+    searched, applied = fetched[: len(searches)], fetched[len(searches) :]
     values: dict[str, Any] = {}
     report: dict[str, dict[str, Any]] = {}
     for binding, (namespace, key) in zip(records, keys, strict=True):
@@ -133,14 +161,15 @@ async def bind(
             "query": arguments[_field(binding, "query")],
             "chunks": hits,
         }
-    for binding in bindings:
-        if binding["source"] == "rules":  # tenant rules come with their own issue
-            values[binding["name"]] = []
-            rule_set = arguments.get(_field(binding, "set"))
-            report[binding["name"]] = {
-                "name": binding["name"],
-                "source": "rules",
-                "set": rule_set,
-                "rules": [],
-            }
+    for binding, (kind, name), found_rules in zip(rule_bindings, scopes, applied, strict=True):
+        values[binding["name"]] = [
+            {"id": rule["id"], "text": rule["text"], "priority": rule["priority"]}
+            for rule in found_rules
+        ]
+        report[binding["name"]] = {
+            "name": binding["name"],
+            "source": "rules",
+            kind: name,
+            "rules": [{"id": rule["id"], "revision": rule["revision"]} for rule in found_rules],
+        }
     return Bound(values, [report[b["name"]] for b in bindings])

@@ -97,7 +97,15 @@ async def render_draft(
             if bindings:
                 if binder is None:
                     raise RuntimeError("a draft with context bindings needs a binder")
-                bound = await bind(binder, renderer, prompt.tenant_id, bindings, schema, variables)
+                bound = await bind(
+                    binder,
+                    renderer,
+                    prompt.tenant_id,
+                    bindings,
+                    schema,
+                    variables,
+                    prompt=prompt.name,
+                )
                 values = bound.values
             texts = await renderer.render(
                 sources,

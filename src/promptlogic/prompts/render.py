@@ -192,7 +192,13 @@ async def render_prompt(
             if binder is None:
                 raise RuntimeError("a version with context bindings needs a binder")
             bound = await bind(
-                binder, renderer, tenant_id, plan.bindings, plan.input_schema, variables
+                binder,
+                renderer,
+                tenant_id,
+                plan.bindings,
+                plan.input_schema,
+                variables,
+                prompt=plan.prompt,
             )
         contents = await renderer.render(
             plan.templates,

@@ -49,6 +49,7 @@ async def list_runs(
     end_user: EndUser = None,
     created_after: Time = None,
     created_before: Time = None,
+    rule: Annotated[uuid.UUID | None, Query(description="runs that applied this rule")] = None,
 ) -> Page[RunOut]:
     """The tenant's runs, newest first; `created_after` is inclusive, `created_before` not."""
     filters = RunFilters(
@@ -59,6 +60,7 @@ async def list_runs(
         end_user=end_user,
         created_after=created_after,
         created_before=created_before,
+        rule=rule,
     )
     runs, next_cursor = await service.list_runs(
         session, tenant_id=principal.tenant_id, filters=filters, limit=limit, cursor=cursor

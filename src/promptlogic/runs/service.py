@@ -95,6 +95,7 @@ class RunFilters:
     end_user: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    rule: uuid.UUID | None = None  # runs that applied this tenant rule (any revision)
 
 
 def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
@@ -131,6 +132,9 @@ async def list_runs(
     ):
         if value is not None:
             statement = statement.where(column == value)
+    if filters.rule is not None:
+        applied = [{"source": "rules", "rules": [{"id": str(filters.rule)}]}]
+        statement = statement.where(Run.bound.contains(applied))
     if filters.created_after is not None:
         statement = statement.where(Run.created_at >= filters.created_after)
     if filters.created_before is not None:
