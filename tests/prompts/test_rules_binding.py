@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
+from promptlogic.app import create_app
+from tests.conftest import client_for, running
 from tests.factories import make_key, make_tenant
 from tests.helpers import assert_problem
 from tests.prompts.test_bindings import make_bound_prompt, render
@@ -163,3 +167,25 @@ async def test_the_runs_list_filters_by_the_rule_applied(app, client, admin):
     assert [run["id"] for run in listed.json()["items"]] == [ran["1"]]
     assert other.json()["items"] == []
     assert_problem(bad, 422)
+
+
+async def test_a_rule_change_reaches_a_second_app_instance(app, client, admin):
+    await make_bound_prompt(client, admin, context=[ACCOUNT_RULES], messages=LISTED)
+    rule = await add_rule(client, admin, set="account-5", text="Be brief.")
+    async with running(create_app(app.state.settings)) as other_app, client_for(other_app) as other:
+        cached = await render(other, admin, {"account_id": "5"})
+        assert cached.json()["messages"][0]["content"] == "Rules:\n- Be brief."
+        edited = await client.patch(
+            f"/v1/rules/{rule['id']}",
+            headers={**admin.headers, "If-Match": '"1"'},
+            json={"text": "Be formal."},
+        )
+        assert edited.status_code == 200, edited.text
+        changed_at = time.perf_counter()
+        while True:
+            served = (await render(other, admin, {"account_id": "5"})).json()
+            if served["messages"][0]["content"] == "Rules:\n- Be formal.":
+                break
+            assert time.perf_counter() - changed_at < 2, "the other instance keeps the old rule"
+            await asyncio.sleep(0.005)
+        assert served["bound"][0]["rules"] == [{"id": rule["id"], "revision": 2}]
