@@ -154,7 +154,15 @@ async def test_the_spend_cap_counts_what_every_instance_spent(
         await client.put("/v1/models/gpt-4o-mini", headers=admin.headers, json=price)
     ).status_code == 200
     fake_openai.set_default(Reply("ok", usage=Usage(1000, 0)))  # 0.1 USD a run
+    other_limiter = second_app.state.usage_limiter
+    seen = other_limiter._generation.get(tenant.id, 0)
     await set_limits(client, admin, cap=0.15)
+    # The second instance drops what it knew of the tenant when the limits' NOTIFY reaches it;
+    # arriving after its run below, it would drop the spend this test then waits for.
+    for _ in range(200):
+        if other_limiter._generation.get(tenant.id, 0) > seen:
+            break
+        await asyncio.sleep(0.01)
     async with client_for(second_app) as other_client:
         first = await run(client, runner, {"variables": VARIABLES})
         assert first.json()["cost"] == pytest.approx(0.1)
