@@ -23,13 +23,13 @@ from promptlogic.context.values import (
 )
 from promptlogic.db.engine import SessionDep
 from promptlogic.errors import InvalidInput, PayloadTooLarge, Problem
+from promptlogic.etags import etag_of, number_in
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.tenancy.auth import ReadPrincipal, WritePrincipal
 from promptlogic.validation import SINGLE_LINE_PATTERN
 
 router = APIRouter(prefix="/v1/context", tags=["context"])
 
-MAX_VERSION = 2**31 - 1  # versions are stored as integer
 NDJSON_TYPES = {
     "application/x-ndjson",
     "application/ndjson",
@@ -75,14 +75,7 @@ def record_out(record: ContextRecord) -> RecordOut:
 
 
 def etag(record: ContextRecord) -> str:
-    return f'"{record.version}"'
-
-
-def _version_in(header: str, value: str) -> int:
-    version = value.strip().removeprefix("W/").strip('"')
-    if not (version.isascii() and version.isdigit() and 1 <= int(version) <= MAX_VERSION):
-        raise InvalidInput.field(f"header.{header}", 'must be the record\'s ETag, e.g. "3", or *')
-    return int(version)
+    return etag_of(record.version)
 
 
 def precondition_of(if_match: str | None, if_none_match: str | None) -> service.Precondition:
@@ -96,7 +89,11 @@ def precondition_of(if_match: str | None, if_none_match: str | None) -> service.
         return service.Precondition()
     if if_match.strip() == "*":
         return service.Precondition(must_exist=True)
-    return service.Precondition(expected_version=_version_in("If-Match", if_match))
+    return service.Precondition(expected_version=_record_version(if_match))
+
+
+def _record_version(if_match: str) -> int:
+    return number_in(if_match, header="If-Match", what="the record's")
 
 
 @router.get("/{namespace}")
@@ -251,7 +248,7 @@ async def delete_record(
     """Delete a record; with If-Match, only at that version (409 otherwise)."""
     expected = None
     if if_match is not None and if_match.strip() != "*":
-        expected = _version_in("If-Match", if_match)
+        expected = _record_version(if_match)
     await service.delete_record(
         session,
         tenant_id=principal.tenant_id,

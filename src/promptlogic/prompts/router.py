@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from promptlogic.db.engine import SessionDep
 from promptlogic.errors import InvalidInput, Problem
+from promptlogic.etags import number_in
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.prompts import diff as diffing
 from promptlogic.prompts import labels, service
@@ -249,10 +250,7 @@ def _label_out(state: labels.LabelState) -> LabelOut:
 
 def _expected_from_if_match(if_match: str | None) -> int | None:
     assert if_match is not None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_VERSION):
-        raise InvalidInput.field("header.If-Match", 'must be the label\'s ETag, e.g. "3"')
-    return int(value)
+    return number_in(if_match, header="If-Match", what="the label's", star=False)
 
 
 @router.put("/{name}/labels/{label}")

@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from promptlogic.db.engine import SessionDep
-from promptlogic.errors import Forbidden, InvalidInput
+from promptlogic.errors import Forbidden
+from promptlogic.etags import etag_of, number_in
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.prompts.schemas import NAME_PATTERN
 from promptlogic.rules import service
@@ -33,7 +34,6 @@ from promptlogic.tenancy.roles import Scope
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 
-MAX_REVISION = 2**31 - 1  # revisions are stored as integer
 
 IfMatch = Annotated[
     str | None, Header(max_length=100, description='The rule\'s ETag, e.g. `"3"`, or `*`.')
@@ -81,17 +81,14 @@ def revision_out(revision: RuleRevision) -> RevisionOut:
 
 
 def etag(rule: Rule) -> str:
-    return f'"{rule.revision}"'
+    return etag_of(rule.revision)
 
 
 def expected_revision(if_match: str | None) -> int | None:
     """The revision an If-Match names; None without one or for `*` (any revision)."""
     if if_match is None or if_match.strip() == "*":
         return None
-    revision = if_match.strip().removeprefix("W/").strip('"')
-    if not (revision.isascii() and revision.isdigit() and 1 <= int(revision) <= MAX_REVISION):
-        raise InvalidInput.field("header.If-Match", 'must be the rule\'s ETag, e.g. "3", or *')
-    return int(revision)
+    return number_in(if_match, header="If-Match", what="the rule's")
 
 
 @router.post("/rules", status_code=status.HTTP_201_CREATED)
