@@ -75,3 +75,20 @@ async def test_rules_for_reads_only_the_tenants_own_rules(client, session, tenan
         ours["id"]
     ]
     assert await rules_for(session, tenant.id, prompt=prompt, set="shared") == []
+
+
+async def test_a_rule_cannot_be_scoped_to_another_tenants_prompt(client, session, author):
+    other = await make_tenant(session, "initech")
+    other_admin = await make_key(session, other, ["admin"], name="initech-admin")
+    await make_prompt(client, other_admin.headers, "theirs-only")
+
+    response = await client.post(
+        "/v1/rules",
+        headers=author.headers,
+        json={"prompt": "theirs-only", "text": "Sneak in.", "enabled": True},
+    )
+
+    assert_problem(response, 404)
+    assert await rules_for(session, other.id, prompt="theirs-only", set=None) == []
+    listed = await client.get("/v1/rules", headers=other_admin.headers)
+    assert listed.json()["items"] == []
