@@ -75,6 +75,7 @@ RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
 # Each would change nothing for the owner: the same content, the label where it is.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/prompts/{name}"): {"description": "unchanged"},
+    ("PUT", "/v1/prompts/{name}/rules-policy"): {},
     ("POST", "/v1/prompts/{name}/versions"): PROMPT_CONTENT,
     ("PUT", "/v1/prompts/{name}/labels/{label}"): {"version": 1, "expected_version": 1},
     ("POST", "/v1/prompts/{name}/render"): {"variables": {"customer": "Ada"}},

@@ -6,8 +6,9 @@ from sqlalchemy import func, select
 
 from promptlogic.db.engine import commit
 from promptlogic.demo import CREDENTIALS_FILE, ensure_demo
-from promptlogic.demo_prompts import EXAMPLE_VARIABLES
+from promptlogic.demo_prompts import EXAMPLE_RULES, EXAMPLE_VARIABLES
 from promptlogic.prompts.models import PromptVersion
+from promptlogic.rules.models import Rule
 from promptlogic.tenancy.models import User
 from promptlogic.tenancy.passwords import verify_password
 
@@ -44,6 +45,9 @@ async def test_first_start_seeds_a_login_a_key_and_prompts_that_render(
         {"prompt": "company-policy", "version": 1},
     ]
     assert "Enterprise customers get a human reply" in body["messages"][0]["content"]
+    for rule in EXAMPLE_RULES:  # the example rules reach the model, below the policy
+        assert f"- {rule}" in body["messages"][0]["content"]
+    assert [len(b["rules"]) for b in body["bound"]] == [len(EXAMPLE_RULES)]
     assert EXAMPLE_VARIABLES["message"] in body["messages"][1]["content"]
     prompt = (await client.get("/v1/prompts/support-triage", headers=headers)).json()
     assert prompt["labels"] == {"production": 1}
@@ -53,7 +57,8 @@ async def test_a_second_start_reuses_everything(session, renderer, tmp_path):
     first = await seed(session, renderer, tmp_path)
     second = await seed(session, renderer, tmp_path)
     assert second == first
-    assert await session.scalar(select(func.count()).select_from(PromptVersion)) == 2
+    assert await session.scalar(select(func.count()).select_from(PromptVersion)) == 3
+    assert await session.scalar(select(func.count()).select_from(Rule)) == len(EXAMPLE_RULES)
 
 
 async def test_a_revoked_demo_key_is_replaced_on_the_next_start(
@@ -105,3 +110,35 @@ async def test_the_banner_prints_a_run_that_works_offline(
         "account",
         "other",
     }
+
+
+async def test_a_demo_rule_is_checked_by_the_offline_checker_and_changes_the_run(
+    client, session, renderer, tmp_path
+):
+    credentials = await seed(session, renderer, tmp_path)
+    headers = {"Authorization": f"Bearer {credentials.api_key}"}
+    policy = await client.get("/v1/prompts/support-triage/rules-policy", headers=headers)
+    assert policy.json()["checker"] == {"prompt": "rule-checker", "label": "production"}
+    before = await client.post(
+        "/v1/prompts/support-triage/run", headers=headers, json={"variables": EXAMPLE_VARIABLES}
+    )
+
+    added = await client.post(
+        "/v1/rules",
+        headers=headers,
+        json={
+            "prompt": "support-triage",
+            "text": "Double charges are always priority urgent.",
+            "enabled": True,
+        },
+    )
+
+    assert added.status_code == 201, added.text
+    assert added.json()["status"] == "enabled"  # the offline checker passes every rule
+    after = await client.post(
+        "/v1/prompts/support-triage/run", headers=headers, json={"variables": EXAMPLE_VARIABLES}
+    )
+    assert after.json()["version"] == before.json()["version"] == 1  # no new version
+    applied = [rule["id"] for rule in after.json()["bound"][0]["rules"]]
+    assert applied[-1] == added.json()["id"]
+    assert after.json()["parsed"]["summary"] != before.json()["parsed"]["summary"]

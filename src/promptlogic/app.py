@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from promptlogic import __version__
 from promptlogic.audit.router import router as audit_router
@@ -34,9 +35,12 @@ from promptlogic.providers.router import router as providers_router
 from promptlogic.providers.secrets import SecretBox
 from promptlogic.providers.service import PROVIDER_TOPIC
 from promptlogic.rendering import Renderer
+from promptlogic.rules.authoring_router import router as rules_authoring_router
 from promptlogic.rules.cache import RulesCache
 from promptlogic.rules.router import router as rules_router
 from promptlogic.rules.service import RULES_TOPIC
+from promptlogic.rules.token_router import router as rule_tokens_router
+from promptlogic.rules.tokens import RuleTokens
 from promptlogic.runs.openai_compat import OpenAIErrorBodies
 from promptlogic.runs.openai_compat import router as openai_router
 from promptlogic.runs.recorder import RunRecorder
@@ -71,8 +75,12 @@ def create_app(settings: Settings) -> FastAPI:
             sessionmaker = create_sessionmaker(engine, info={LISTENER_KEY: listener})
             usage = KeyUsageRecorder(sessionmaker, settings.usage_flush_seconds)
             live = lambda: listener.connected  # noqa: E731 - caches store only while notified
+            rule_tokens = RuleTokens(settings.resolved_secret_key())
             authenticator = Authenticator(
-                sessionmaker, ApiKeyCache(settings.api_key_cache_size, is_live=live), usage
+                sessionmaker,
+                ApiKeyCache(settings.api_key_cache_size, is_live=live),
+                usage,
+                rule_tokens=rule_tokens,
             )
             plan_cache = PlanCache(is_live=live)
             renderer = Renderer(workers=settings.render_workers)
@@ -102,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.sessionmaker = sessionmaker
             app.state.listener = listener
             app.state.authenticator = authenticator
+            app.state.rule_tokens = rule_tokens
             app.state.plan_cache = plan_cache
             app.state.renderer = renderer
             app.state.secret_box = secret_box
@@ -147,6 +156,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyGate, prefix="/v1/")
     app.add_middleware(OpenAIErrorBodies, path="/v1/chat/completions")
+    if settings.cors_origins:  # outermost: a preflight carries no API key to check
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["ETag"],
+            max_age=600,
+        )
     app.include_router(prompt_runs)  # first: routes match in order, and this is the hot path
     app.include_router(health_router)
     app.include_router(tenancy_router)
@@ -158,6 +176,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(limits_router)
     app.include_router(context_router)
+    app.include_router(rule_tokens_router)  # before `/v1/rules/{rule_id}`, to be plain
+    app.include_router(rules_authoring_router)
     app.include_router(rules_router)
     app.include_router(knowledge_router)
     app.mount("/ui", create_ui(app.state, settings))

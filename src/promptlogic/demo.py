@@ -14,12 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.audit.service import OPERATOR
-from promptlogic.demo_prompts import DEMO_PROMPTS
+from promptlogic.demo_prompts import DEMO_PROMPTS, EXAMPLE_RULES, TRIAGE_RULES_POLICY
 from promptlogic.errors import NotFound
 from promptlogic.prompts import labels
 from promptlogic.prompts import service as prompts
 from promptlogic.prompts.schemas import PromptCreate
 from promptlogic.rendering import Renderer
+from promptlogic.rules import policy
+from promptlogic.rules import service as rules
+from promptlogic.rules.checks import CheckResult, Verdict
+from promptlogic.rules.policy import RulesPolicy
 from promptlogic.tenancy import keys, service
 from promptlogic.tenancy.models import ApiKey, Tenant
 from promptlogic.tenancy.roles import Role
@@ -37,6 +41,9 @@ class DemoCredentials:
     email: str
     password: str
     api_key: str
+
+
+TRIAGE = "support-triage"
 
 
 async def ensure_demo(
@@ -76,7 +83,8 @@ async def ensure_demo(
 
 
 async def seed_demo_prompts(session: AsyncSession, tenant: Tenant, renderer: Renderer) -> None:
-    """Add the example prompts, deployed to `production`, unless the tenant has them."""
+    """Add the example prompts, deployed to `production`, unless the tenant has them; the
+    triage prompt comes with its rules policy and two example rules."""
     for spec in DEMO_PROMPTS:
         try:
             await prompts.get_prompt(session, tenant_id=tenant.id, name=spec["name"])
@@ -100,6 +108,29 @@ async def seed_demo_prompts(session: AsyncSession, tenant: Tenant, renderer: Ren
             actor=OPERATOR,
             may_move_protected=True,
         )
+        if spec["name"] == TRIAGE:
+            await _seed_rules(session, tenant)
+
+
+async def _seed_rules(session: AsyncSession, tenant: Tenant) -> None:
+    """The example rules, live (they are within the limits; the admins wrote them, so the
+    checker prompt is not asked), then the policy that holds the rules added later."""
+    passed = Verdict((CheckResult("limits", True),))
+    for text in EXAMPLE_RULES:
+        await rules.create_rule(
+            session,
+            tenant_id=tenant.id,
+            prompt=TRIAGE,
+            rule_set=None,
+            text=text,
+            enabled=True,
+            priority=None,
+            actor=OPERATOR,
+            verdict=passed,
+        )
+    await policy.set_policy(
+        session, tenant.id, TRIAGE, RulesPolicy.model_validate(TRIAGE_RULES_POLICY), actor=OPERATOR
+    )
 
 
 async def _new_demo_key(session: AsyncSession, tenant: Tenant) -> str:

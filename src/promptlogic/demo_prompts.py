@@ -17,6 +17,10 @@ You triage customer support tickets for Demo Company.
 
 {% include "company-policy" %}
 
+{% if rules %}
+Rules this team added (they come on top of the policy; follow them):
+{% for rule in rules %}- {{ rule.text }}
+{% endfor %}{% endif %}
 Classify the ticket, set its priority and say whether a human must handle it.
 Answer with JSON only."""
 
@@ -50,6 +54,37 @@ TRIAGE_RESPONSE_FORMAT: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+RULE_CHECKER_SYSTEM = """\
+You review a rule that a support team wants to add to its ticket triage.
+The admins' policy for such rules:
+{{ policy }}
+
+Answer with JSON only: {"verdict": "pass"} if the rule keeps to the policy, else
+{"verdict": "fail"}, with a one-sentence "reason" the rule's author will read."""
+
+VERDICT_FORMAT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "verdict": {"enum": ["pass", "fail"]},
+        "reason": {"type": "string", "maxLength": 500},
+    },
+    "required": ["verdict", "reason"],
+    "additionalProperties": False,
+}
+
+TRIAGE_RULES_POLICY: dict[str, Any] = {
+    "policy_text": (
+        "Rules may raise or lower a ticket's priority and send tickets to a human. They must "
+        "not promise refunds, compensation or reply times beyond the company policy."
+    ),
+    "checker": {"prompt": "rule-checker"},
+}
+
+EXAMPLE_RULES = [
+    "Tickets that mention a refund above 500 EUR are always priority high.",
+    "Anything about a data export or GDPR request needs a human.",
+]
+
 DEMO_PROMPTS: list[dict[str, Any]] = [
     {
         "name": "company-policy",
@@ -69,10 +104,28 @@ DEMO_PROMPTS: list[dict[str, Any]] = [
             "input_schema": TRIAGE_INPUT_SCHEMA,
             "model": {"name": "gpt-4o-mini", "temperature": 0},
             "response_format": TRIAGE_RESPONSE_FORMAT,
+            "context": [{"name": "rules", "source": "rules"}],
             "commit_message": "Initial triage",
         },
     },
 ]
+
+DEMO_PROMPTS.append(
+    {
+        "name": "rule-checker",
+        "kind": "chat",
+        "description": "Judges a tenant rule against the admins' policy before it goes live.",
+        "version": {
+            "messages": [
+                {"role": "system", "content": RULE_CHECKER_SYSTEM},
+                {"role": "user", "content": "Rule: {{ rule }}"},
+            ],
+            "model": {"name": "gpt-4o-mini", "temperature": 0},
+            "response_format": VERDICT_FORMAT,
+            "commit_message": "Initial checker",
+        },
+    }
+)
 
 EXAMPLE_VARIABLES: dict[str, Any] = {
     "customer_tier": "pro",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_KEY_LENGTH = 32
@@ -84,9 +84,23 @@ class Settings(BaseSettings):
         validation_alias="OPENAI_BASE_URL",
         description="Base URL for the fallback provider (unset: https://api.openai.com/v1).",
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Web origins whose pages may call the API from the browser, separated by "
+        "commas (`https://app.example.com`): a product app's end users editing their rule set "
+        "with a rule-set token. Empty: no cross-origin calls.",
+    )
     seed_demo: bool = Field(
         default=True, description="Seed the `demo` tenant on the embedded database's first start."
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """Comma-separated, as an environment variable gives them."""
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

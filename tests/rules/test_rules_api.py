@@ -75,7 +75,13 @@ async def test_text_is_stripped_and_may_take_several_lines(client, author, promp
     assert created["text"] == "First line.\n\tSecond line."
 
 
-async def test_text_of_the_maximum_length_is_accepted(client, author, prompt):
+async def test_text_of_the_maximum_length_is_accepted(client, admin, author, prompt):
+    allowed = await client.put(
+        f"/v1/prompts/{prompt}/rules-policy",
+        headers=admin.headers,
+        json={"max_chars": MAX_TEXT_CHARS},
+    )
+    assert allowed.status_code == 200, allowed.text
     created = await create_rule(client, author.headers, prompt=prompt, text="x" * MAX_TEXT_CHARS)
     assert len(created["text"]) == MAX_TEXT_CHARS
 

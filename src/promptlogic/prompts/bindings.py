@@ -24,7 +24,8 @@ from promptlogic import rendering
 from promptlogic.context.cache import RecordCache
 from promptlogic.errors import InvalidInput
 from promptlogic.prompts.binding_schemas import arguments_of
-from promptlogic.rules.cache import RulesCache, Scope
+from promptlogic.rules.cache import RuleSource, Scope
+from promptlogic.rules.run_limits import NO_POLICY, RunLimits
 
 # (tenant, the search binding, its rendered query) → (the chunks as template data, what to
 # report for each). Supplied by the collections package.
@@ -46,7 +47,7 @@ class Binder:
 
     records: RecordCache
     searcher: Searcher | None = None
-    rules: RulesCache | None = None
+    rules: RuleSource | None = None
 
 
 def _field(binding: dict[str, Any], argument: str) -> str:
@@ -103,6 +104,11 @@ def _rule_scope(binding: dict[str, Any], arguments: dict[str, str], prompt: str)
     return ("set", name)
 
 
+def _taken(rule_limits: RunLimits, scope: Scope) -> bool:
+    kind, name = scope
+    return rule_limits.allowed and (kind == "prompt" or rule_limits.takes_set(name))
+
+
 async def bind(
     binder: Binder,
     renderer: rendering.Renderer,
@@ -112,9 +118,12 @@ async def bind(
     variables: dict[str, Any],
     *,
     prompt: str,
+    rule_limits: RunLimits = NO_POLICY,
 ) -> Bound:
     """Resolve `bindings` of `prompt` for `variables` (checked against `input_schema`); a
-    missing required record is a 422 naming it."""
+    missing required record is a 422 naming it. Rules are bound as far as the prompt's policy
+    (`rule_limits`) lets them: none when rules are not allowed or the set is not one it
+    takes, and never more or longer rules than it allows."""
     arguments = await _arguments(renderer, bindings, input_schema, variables)
     records = [b for b in bindings if b["source"] == "record"]
     searches = [b for b in bindings if b["source"] == "search"]
@@ -132,9 +141,16 @@ async def bind(
             searcher(tenant_id, b, arguments[_field(b, "query")])  # type: ignore[misc]
             for b in searches
         ),
-        *(rules.get(tenant_id, scope) for scope in scopes),  # type: ignore[union-attr]
+        *(
+            rules.get(tenant_id, scope)  # type: ignore[union-attr]
+            for scope in scopes
+            if _taken(rule_limits, scope)
+        ),
     )
-    searched, applied = fetched[: len(searches)], fetched[len(searches) :]
+    searched, taken = fetched[: len(searches)], iter(fetched[len(searches) :])
+    applied = [
+        rule_limits.apply(next(taken)) if _taken(rule_limits, scope) else () for scope in scopes
+    ]
     values: dict[str, Any] = {}
     report: dict[str, dict[str, Any]] = {}
     for binding, (namespace, key) in zip(records, keys, strict=True):

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from promptlogic.rules.run_limits import NO_POLICY, RunLimits
+
 Selector = tuple[str, str | int]  # ("label", "production") or ("version", 3)
 
 
@@ -42,6 +44,8 @@ class RenderPlan:
     split: tuple[tuple[int, int], ...] | None = None
     # The version's context bindings (see binding_schemas.py), bound before rendering.
     bindings: tuple[dict[str, Any], ...] = ()
+    # What the prompt's rules policy lets a `rules` binding bind.
+    rule_limits: RunLimits = NO_POLICY
 
 
 class PlanCache:

@@ -41,6 +41,8 @@ class Prompt(UUIDPrimaryKey, CreatedAt, TenantScoped, Base):
     archived: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     protected_labels: Mapped[list[str]] = mapped_column(ARRAY(String(50)), nullable=False)
     latest_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # The admins' policy on tenant rules (rules/policy.py); null: the defaults.
+    rules_policy: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

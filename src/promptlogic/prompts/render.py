@@ -25,6 +25,7 @@ from promptlogic.prompts.resolution import (
     resolve_include,
     resolve_prompt_version,
 )
+from promptlogic.rules.policy import policy_of
 
 DEFAULT_LABEL = "production"
 
@@ -157,6 +158,7 @@ async def load_plan(
         response_format=version.response_format,
         split=split,
         bindings=bindings,
+        rule_limits=policy_of(prompt.rules_policy).run_limits(),
     )
 
 
@@ -199,6 +201,7 @@ async def render_prompt(
                 plan.input_schema,
                 variables,
                 prompt=plan.prompt,
+                rule_limits=plan.rule_limits,
             )
         contents = await renderer.render(
             plan.templates,

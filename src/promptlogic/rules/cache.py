@@ -13,13 +13,19 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from promptlogic.rules.service import rules_for
 
 Scope = tuple[str, str]  # ("prompt", name) or ("set", name)
+
+
+class RuleSource(Protocol):
+    """Where bindings read a scope's live rules: the cache, or a preview's draft over it."""
+
+    async def get(self, tenant_id: uuid.UUID, scope: Scope) -> tuple[dict[str, Any], ...]: ...
 
 
 class RulesCache:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from promptlogic.db.engine import SessionDep
 from promptlogic.errors import Forbidden
 from promptlogic.etags import etag_of, number_in
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.prompts.schemas import NAME_PATTERN
-from promptlogic.rules import service
+from promptlogic.rules import service, tokens, workflow
 from promptlogic.rules.models import Rule, RuleRevision
 from promptlogic.rules.schemas import (
     ReorderRequest,
@@ -28,6 +28,7 @@ from promptlogic.rules.schemas import (
     RulePatch,
     SetName,
 )
+from promptlogic.runs.pipeline import RunServices
 from promptlogic.tenancy.auth import PrincipalDep, RulesPrincipal
 from promptlogic.tenancy.principal import Principal
 from promptlogic.tenancy.roles import Scope
@@ -93,19 +94,17 @@ def expected_revision(if_match: str | None) -> int | None:
 
 @router.post("/rules", status_code=status.HTTP_201_CREATED)
 async def create_rule(
-    body: RuleCreate, principal: RulesPrincipal, session: SessionDep, response: Response
+    body: RuleCreate,
+    principal: RulesPrincipal,
+    session: SessionDep,
+    request: Request,
+    response: Response,
 ) -> RuleOut:
-    """Write a rule for a prompt or a rule set (201); `"enabled": false` saves a draft."""
-    rule = await service.create_rule(
-        session,
-        tenant_id=principal.tenant_id,
-        prompt=body.prompt,
-        rule_set=body.set,
-        text=body.text,
-        enabled=body.enabled,
-        priority=body.priority,
-        actor=principal.actor,
-    )
+    """Write a rule for a prompt or a rule set (201). `"enabled": false` saves a draft;
+    `true` runs the checks, and the rule is live if it passes (else `rejected`, with why)."""
+    tokens.confine(principal, prompt=body.prompt, rule_set=body.set)
+    services = RunServices.of(request.app.state)
+    rule = await workflow.create(session, services, principal, body)
     response.headers["ETag"] = etag(rule)
     return rule_out(rule)
 
@@ -125,6 +124,7 @@ async def list_rules(
     ] = None,
 ) -> Page[RuleOut]:
     """The tenant's rules in the order they apply (priority, then age); filters `prompt`, `set`."""
+    rule_set = tokens.list_filter(principal, prompt=prompt, rule_set=rule_set)
     rules, next_cursor = await service.list_rules(
         session,
         tenant_id=principal.tenant_id,
@@ -141,6 +141,7 @@ async def reorder_rules(
     body: ReorderRequest, principal: RulesPrincipal, session: SessionDep
 ) -> RuleList:
     """Set the order of a scope's rules: `ids` lists every one of them, first to last."""
+    tokens.confine(principal, prompt=body.prompt, rule_set=body.set)
     rules = await service.reorder_rules(
         session,
         tenant_id=principal.tenant_id,
@@ -158,6 +159,7 @@ async def get_rule(
 ) -> RuleOut:
     """One rule, with its revision as ETag."""
     rule = await service.get_rule(session, tenant_id=principal.tenant_id, rule_id=rule_id)
+    tokens.confine_rule(principal, rule)
     response.headers["ETag"] = etag(rule)
     return rule_out(rule)
 
@@ -168,20 +170,17 @@ async def update_rule(
     body: RulePatch,
     principal: RulesPrincipal,
     session: SessionDep,
+    request: Request,
     response: Response,
     if_match: IfMatch = None,
 ) -> RuleOut:
     """Change a rule's `text`, `enabled` or `priority`: a new revision; with If-Match, only
-    at that revision (409 otherwise). The values it already has change nothing."""
-    rule = await service.update_rule(
-        session,
-        tenant_id=principal.tenant_id,
-        rule_id=rule_id,
-        actor=principal.actor,
-        expected_revision=expected_revision(if_match),
-        text=body.text,
-        enabled=body.enabled,
-        priority=body.priority,
+    at that revision (409 otherwise). The values it already has change nothing. A change
+    that leaves the rule enabled runs the checks again."""
+    await tokens.confine_rule_id(session, principal, rule_id)
+    services = RunServices.of(request.app.state)
+    rule = await workflow.update(
+        session, services, principal, rule_id, body, expected_revision(if_match)
     )
     response.headers["ETag"] = etag(rule)
     return rule_out(rule)
@@ -192,6 +191,7 @@ async def delete_rule(
     rule_id: uuid.UUID, principal: RulesPrincipal, session: SessionDep, if_match: IfMatch = None
 ) -> None:
     """Delete a rule and its history; with If-Match, only at that revision (409 otherwise)."""
+    await tokens.confine_rule_id(session, principal, rule_id)
     await service.delete_rule(
         session,
         tenant_id=principal.tenant_id,
@@ -210,6 +210,7 @@ async def rule_history(
     cursor: CursorQuery = None,
 ) -> Page[RevisionOut]:
     """Every revision of a rule, newest first, each whole: text, enabled, priority, status."""
+    await tokens.confine_rule_id(session, principal, rule_id)
     revisions, next_cursor = await service.rule_history(
         session, tenant_id=principal.tenant_id, rule_id=rule_id, limit=limit, cursor=cursor
     )

@@ -132,3 +132,53 @@ class RevisionOut(BaseModel):
 
 class RuleList(BaseModel):
     items: list[RuleOut]
+
+
+MAX_PREVIEW_CHANGES = 50
+
+
+class RuleChange(BaseModel):
+    """One change of a previewed draft: a new rule (`text`), a saved rule as if live (`rule`,
+    with new `text` or `priority` if given), or a saved rule left out (`"enabled": false`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: uuid.UUID | None = None
+    text: RuleText | None = None
+    enabled: Enabled | None = None
+    priority: Priority | None = None
+
+
+class PreviewRequest(BaseModel):
+    """A prompt, its inputs, and the draft changes to a scope's rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: PromptName
+    label: Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=50)] | None = None
+    version: Annotated[int, Field(strict=True, ge=1)] | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict, description="The prompt's variables.")
+    set: SetName | None = Field(
+        default=None, description="The rule set the changes are to; else the prompt's own rules."
+    )
+    changes: Annotated[list[RuleChange], Field(min_length=1, max_length=MAX_PREVIEW_CHANGES)]
+
+
+class CheckRequest(BaseModel):
+    """A text to judge as a rule of a scope, or a saved rule (with `text` in place of its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: uuid.UUID | None = None
+    prompt: PromptName | None = None
+    set: SetName | None = None
+    text: RuleText | None = None
+
+
+class CheckOut(BaseModel):
+    passed: bool
+    reason: str | None = Field(description="Every failed check's reason, as a rejection shows.")
+    checks: list[dict[str, Any]] = Field(
+        description="Each check: `check` (limits, checker…), `passed`, `reason`, `prompt`, "
+        "`run_id` of a checker's run."
+    )

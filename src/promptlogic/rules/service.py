@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,18 +25,29 @@ from promptlogic.prompts import service as prompts
 from promptlogic.rules.models import Rule, RuleRevision
 from promptlogic.rules.schemas import MAX_PRIORITY, scope_errors
 
+if TYPE_CHECKING:  # the checks run prompts, whose bindings read rules through this module
+    from promptlogic.rules.checks import Verdict
+
 RULES_TOPIC = "rules"
 """Payload: `tenant_id`, and the scope whose rules changed: `prompt` or `set` (its name)."""
 
 LIVE = "enabled"  # the status of a rule that reaches runs
 
 
-def _decide_status(enabled: bool, previous: str | None) -> str:
-    """The status a saved rule takes. The place where the prompt's checks (policy limits, a
-    checker prompt, later an eval gate) will decide: for now what the author enables is live."""
-    if enabled:
-        return LIVE
-    return "disabled" if previous in (LIVE, "disabled") else "draft"
+def _apply_status(rule: Rule, enabled: bool, verdict: Verdict | None) -> None:
+    """Set the rule's enabled flag, status and reason. A rule to be enabled goes live only
+    with a passing verdict of the checks (`rules.checks.judge`); a failing one leaves it a
+    draft, `rejected`, with the reasons."""
+    rule.check_reason = None
+    if not enabled:
+        rule.enabled = False
+        rule.status = "disabled" if rule.status in (LIVE, "disabled") else "draft"
+    elif verdict is None:
+        raise RuntimeError("enabling a rule needs the verdict of its checks")
+    elif verdict.passed:
+        rule.enabled, rule.status = True, LIVE
+    else:
+        rule.enabled, rule.status, rule.check_reason = False, "rejected", verdict.reason
 
 
 def _scope(prompt: str | None, rule_set: str | None) -> dict[str, str]:
@@ -48,7 +59,7 @@ def _scope_of(rule: Rule) -> dict[str, str]:
     return _scope(rule.prompt, rule.rule_set)
 
 
-def _check_scope(prompt: str | None, rule_set: str | None) -> None:
+def check_scope(prompt: str | None, rule_set: str | None) -> None:
     errors = scope_errors(prompt, rule_set)
     if errors:
         raise InvalidInput(f"body.prompt, body.set: {errors[0]['message']}", errors=errors)
@@ -157,9 +168,11 @@ async def create_rule(
     enabled: bool,
     priority: int | None,
     actor: Actor,
+    verdict: Verdict | None = None,
 ) -> Rule:
-    """Save a rule at revision 1 in a prompt's scope (the prompt must exist: 404) or a set's."""
-    _check_scope(prompt, rule_set)
+    """Save a rule at revision 1 in a prompt's scope (the prompt must exist: 404) or a set's;
+    enabled only with a passing `verdict`."""
+    check_scope(prompt, rule_set)
     if prompt is not None:
         await prompts.get_prompt(session, tenant_id=tenant_id, name=prompt)
     if priority is None:
@@ -170,13 +183,12 @@ async def create_rule(
         prompt=prompt,
         rule_set=rule_set,
         text=text,
-        enabled=enabled,
-        status=_decide_status(enabled, None),
-        check_reason=None,
+        status="draft",
         priority=priority,
         revision=1,
         author=actor.name,
     )
+    _apply_status(rule, enabled, verdict)
     session.add(rule)
     await session.flush()
     await session.refresh(rule, ["created_at", "updated_at"])
@@ -225,7 +237,7 @@ async def list_rules(
     )
 
 
-def _check_revision(rule: Rule, expected_revision: int | None) -> None:
+def check_revision(rule: Rule, expected_revision: int | None) -> None:
     if expected_revision is not None and rule.revision != expected_revision:
         raise Conflict(
             f"Rule `{rule.id}` is at revision {rule.revision}, but you expected revision "
@@ -243,11 +255,17 @@ async def update_rule(
     text: str | None = None,
     enabled: bool | None = None,
     priority: int | None = None,
+    verdict: Verdict | None = None,
+    judged_revision: int | None = None,
 ) -> Rule:
     """Change a rule's text, enabled flag or priority: a new revision, or 409 when it is not at
-    `expected_revision`. Values it already has change nothing (no new revision)."""
+    `expected_revision`. Values it already has change nothing (no new revision). A change
+    that leaves the rule enabled needs a passing `verdict` on the revision it judged
+    (`judged_revision`: 409 if the rule changed while it was being checked)."""
     rule = await get_rule(session, tenant_id=tenant_id, rule_id=rule_id, lock=True)
-    _check_revision(rule, expected_revision)
+    check_revision(rule, expected_revision)
+    if judged_revision is not None and rule.revision != judged_revision:
+        raise Conflict(f"Rule `{rule.id}` changed while it was being checked. Reload it and retry.")
     new_text = rule.text if text is None else text
     new_enabled = rule.enabled if enabled is None else enabled
     new_priority = rule.priority if priority is None else priority
@@ -255,9 +273,8 @@ async def update_rule(
         return rule
     before = _summary(rule)
     if (new_text, new_enabled) != (rule.text, rule.enabled):  # the checks judge these again
-        rule.status = _decide_status(new_enabled, rule.status)
-        rule.check_reason = None
-    rule.text, rule.enabled, rule.priority = new_text, new_enabled, new_priority
+        _apply_status(rule, new_enabled, verdict)
+    rule.text, rule.priority = new_text, new_priority
     rule.revision += 1
     rule.author = actor.name
     rule.updated_at = await _now(session)
@@ -286,7 +303,7 @@ async def delete_rule(
 ) -> None:
     """Delete a rule and its history: 404 if there is none, 409 if not at `expected_revision`."""
     rule = await get_rule(session, tenant_id=tenant_id, rule_id=rule_id, lock=True)
-    _check_revision(rule, expected_revision)
+    check_revision(rule, expected_revision)
     before, scope = _summary(rule), _scope_of(rule)
     await session.delete(rule)  # its revisions go with it (ON DELETE CASCADE)
     await session.flush()
@@ -332,7 +349,7 @@ async def reorder_rules(
     """Give a scope's rules priorities 1, 2, 3… in the order of `ids`, which must name each of
     them exactly once (422 otherwise, nothing changed). A rule whose priority changes gets a
     new revision."""
-    _check_scope(prompt, rule_set)
+    check_scope(prompt, rule_set)
     repeated = [rule_id for rule_id, seen in Counter(ids).items() if seen > 1]
     if repeated:
         raise InvalidInput.field("body.ids", f"names {_listed(repeated)} more than once")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,11 +18,15 @@ from promptlogic.tenancy import keys
 from promptlogic.tenancy.key_cache import ApiKeyCache, CachedKey
 from promptlogic.tenancy.models import ApiKey, Tenant
 from promptlogic.tenancy.principal import Principal
-from promptlogic.tenancy.roles import Scope
+from promptlogic.tenancy.roles import Scope, grants
 from promptlogic.tenancy.usage import KeyUsageRecorder
+
+if TYPE_CHECKING:  # rules.tokens imports tenancy's service, which imports this module
+    from promptlogic.rules.tokens import RuleTokens
 
 API_KEY_TOPIC = "api_key"
 PRINCIPAL_STATE = "principal"
+RULES_PATH = "/v1/rules"  # all a rule-set token may reach: `/v1/rules`, `/v1/rules/…`, `…:verb`
 
 
 class Authenticator:
@@ -33,10 +37,12 @@ class Authenticator:
         sessionmaker: async_sessionmaker[AsyncSession],
         cache: ApiKeyCache,
         usage: KeyUsageRecorder,
+        rule_tokens: RuleTokens | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self.cache = cache
         self.usage = usage
+        self.rule_tokens = rule_tokens
 
     def on_key_changed(self, message: dict[str, Any]) -> None:
         """NOTIFY handler: forget a key that was revoked or changed."""
@@ -46,16 +52,17 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = _bearer_token(authorization)
+        if self.rule_tokens is not None and self.rule_tokens.is_token(token):
+            return await self._authenticate_rule_token(self.rule_tokens, token)
         presented = keys.parse(token)
         if presented is None:
             raise Unauthorized("The API key is malformed; expected `pl_<prefix>_<secret>`.")
         entry = self.cache.get(presented.prefix) or await self._load(presented.prefix)
         if entry is None or not keys.secret_matches(presented, entry.secret_hash):
             raise Unauthorized("The API key is not valid.")
-        if entry.revoked:
-            raise Unauthorized("The API key has been revoked.")
-        if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
-            raise Unauthorized("The API key has expired.")
+        dead = _dead(entry)
+        if dead is not None:
+            raise Unauthorized(f"The API key has {dead}.")
         self.usage.note(entry.id)
         return Principal(
             tenant_id=entry.tenant_id,
@@ -64,6 +71,30 @@ class Authenticator:
             key_id=entry.id,
             key_name=entry.name,
             scopes=entry.scopes,
+        )
+
+    async def _authenticate_rule_token(self, rule_tokens: RuleTokens, token: str) -> Principal:
+        """A rule-set token, valid only while the API key that minted it is: the key is looked
+        up as for any request, so revoking it stops its tokens on every worker at once."""
+        claims = rule_tokens.verify(token)
+        entry = self.cache.get(claims.key_prefix) or await self._load(claims.key_prefix)
+        if entry is None or entry.tenant_id != claims.tenant_id:
+            raise Unauthorized("The rule-set token is not valid: its API key no longer exists.")
+        dead = _dead(entry)
+        if dead is not None:
+            raise Unauthorized(f"The rule-set token is no longer valid: its API key has {dead}.")
+        if not grants(entry.scopes, Scope.RULES):
+            raise Unauthorized("The rule-set token is not valid: its API key cannot write rules.")
+        self.usage.note(entry.id)
+        return Principal(
+            tenant_id=entry.tenant_id,
+            tenant_slug=entry.tenant_slug,
+            tenant_name=entry.tenant_name,
+            key_id=entry.id,
+            key_name=claims.subject or f"{entry.name} (token)",
+            scopes=frozenset({Scope.RULES}),
+            kind="rules_token",
+            rule_set=claims.rule_set,
         )
 
     async def _load(self, prefix: str) -> CachedKey | None:
@@ -94,6 +125,15 @@ class Authenticator:
         return entry
 
 
+def _dead(entry: CachedKey) -> str | None:
+    """Why a key may no longer be used (`been revoked`, `expired`), or None while it may."""
+    if entry.revoked:
+        return "been revoked"
+    if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
+        return "expired"
+    return None
+
+
 def _bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise Unauthorized("An API key is required: send `Authorization: Bearer <key>`.")
@@ -105,7 +145,9 @@ def _bearer_token(authorization: str | None) -> str:
 
 # Declared so OpenAPI documents bearer auth; the header itself is parsed above, for clear errors.
 bearer_scheme = HTTPBearer(
-    auto_error=False, scheme_name="ApiKey", description="An API key: `pl_<prefix>_<secret>`."
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key, `pl_<prefix>_<secret>`; or a rule-set token, `plr_…`.",
 )
 
 
@@ -131,8 +173,17 @@ class ApiKeyGate:
                 response = problem_response(401, exc.detail, slug=exc.slug, headers=exc.headers)
                 await response(scope, receive, send)
                 return
+            if principal.rule_set is not None and not _rules_path(scope["path"]):
+                # Besides each route's scope check: a route added later cannot let one in.
+                detail = "A rule-set token reaches only the rules API (`/v1/rules`)."
+                await problem_response(403, detail, slug="forbidden")(scope, receive, send)
+                return
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         await self.app(scope, receive, send)
+
+
+def _rules_path(path: str) -> bool:
+    return path == RULES_PATH or path.startswith((RULES_PATH + "/", RULES_PATH + ":"))
 
 
 async def current_principal(

@@ -10,7 +10,7 @@ from typing import Literal
 from promptlogic.audit.service import Actor
 from promptlogic.tenancy.roles import Scope, grants
 
-PrincipalKind = Literal["api_key", "user"]
+PrincipalKind = Literal["api_key", "user", "rules_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +18,12 @@ class Principal:
     tenant_id: uuid.UUID
     tenant_slug: str
     tenant_name: str
-    key_id: uuid.UUID  # the API key's id, or the signed-in user's
-    key_name: str  # the key's name, or the user's email
+    key_id: uuid.UUID  # the API key's id (a token's minting key's), or the signed-in user's
+    key_name: str  # the key's name, a token's subject, or the user's email
     scopes: frozenset[Scope]
     kind: PrincipalKind = "api_key"
+    # A rule-set token's one set (rules.tokens): it reaches those rules and nothing else.
+    rule_set: str | None = None
 
     def can(self, scope: Scope) -> bool:
         return grants(self.scopes, scope)

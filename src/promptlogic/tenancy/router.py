@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from promptlogic.db.engine import SessionDep
+from promptlogic.errors import Forbidden
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.tenancy import service
 from promptlogic.tenancy.auth import AdminPrincipal, PrincipalDep
@@ -26,6 +27,8 @@ router = APIRouter(prefix="/v1", tags=["tenancy"])
 @router.get("/me")
 async def me(principal: PrincipalDep) -> MeOut:
     """The tenant, key and scopes behind the API key of this request."""
+    if principal.rule_set is not None:  # an app's end user has no business with its account
+        raise Forbidden("A rule-set token reaches only the rules of its set.")
     return MeOut(
         tenant=TenantOut(
             id=principal.tenant_id, slug=principal.tenant_slug, name=principal.tenant_name
