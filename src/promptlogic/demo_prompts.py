@@ -16,7 +16,6 @@ TRIAGE_SYSTEM = """\
 You triage customer support tickets for Demo Company.
 
 {% include "company-policy" %}
-
 {% if rules %}
 Rules this team added (they come on top of the policy; follow them):
 {% for rule in rules %}- {{ rule.text }}
