@@ -11,41 +11,30 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from promptlogic import __version__
 from promptlogic.audit.router import router as audit_router
-from promptlogic.context.cache import RecordCache
 from promptlogic.context.router import router as context_router
-from promptlogic.context.service import CONTEXT_TOPIC
 from promptlogic.db.engine import create_engine, create_sessionmaker
 from promptlogic.db.migrations import ensure_at_head, head_revision
 from promptlogic.db.notify import LISTENER_KEY, ChangeListener
 from promptlogic.errors import install_error_handlers
 from promptlogic.gc_tuning import tune_for_serving
 from promptlogic.health import router as health_router
-from promptlogic.knowledge.binding import searcher as knowledge_searcher
-from promptlogic.knowledge.embeddings import Embedders
 from promptlogic.knowledge.router import router as knowledge_router
 from promptlogic.limits import BodySizeLimit
-from promptlogic.prompts.bindings import Binder
-from promptlogic.prompts.cache import PlanCache
 from promptlogic.prompts.router import router as prompts_router
-from promptlogic.prompts.service import PROMPT_TOPIC
-from promptlogic.providers.catalog import MODEL_PRICE_TOPIC, PriceBook
 from promptlogic.providers.clients import ProviderRegistry
 from promptlogic.providers.router import models_router
 from promptlogic.providers.router import router as providers_router
 from promptlogic.providers.secrets import SecretBox
 from promptlogic.providers.service import PROVIDER_TOPIC
-from promptlogic.rendering import Renderer
 from promptlogic.rules.authoring_router import router as rules_authoring_router
-from promptlogic.rules.cache import RulesCache
 from promptlogic.rules.router import router as rules_router
-from promptlogic.rules.service import RULES_TOPIC
 from promptlogic.rules.token_router import router as rule_tokens_router
 from promptlogic.rules.tokens import RuleTokens
 from promptlogic.runs.openai_compat import OpenAIErrorBodies
 from promptlogic.runs.openai_compat import router as openai_router
-from promptlogic.runs.recorder import RunRecorder
 from promptlogic.runs.router import prompt_runs
 from promptlogic.runs.router import router as runs_router
+from promptlogic.runs.services import open_run_services
 from promptlogic.runtime import resolve_settings
 from promptlogic.settings import Settings
 from promptlogic.tenancy.auth import API_KEY_TOPIC, ApiKeyGate, Authenticator
@@ -53,9 +42,7 @@ from promptlogic.tenancy.key_cache import ApiKeyCache
 from promptlogic.tenancy.router import router as tenancy_router
 from promptlogic.tenancy.usage import KeyUsageRecorder
 from promptlogic.ui import create_ui
-from promptlogic.usage.limiter import SPEND_TOPIC, UsageLimiter
 from promptlogic.usage.router import router as limits_router
-from promptlogic.usage.service import LIMITS_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -82,65 +69,37 @@ def create_app(settings: Settings) -> FastAPI:
                 usage,
                 rule_tokens=rule_tokens,
             )
-            plan_cache = PlanCache(is_live=live)
-            renderer = Renderer(workers=settings.render_workers)
             secret_box = SecretBox(settings.resolved_secret_key())
             providers = ProviderRegistry(sessionmaker, secret_box, settings, is_live=live)
-            prices = PriceBook(sessionmaker, is_live=live)
-            usage_limiter = UsageLimiter(sessionmaker, is_live=live)
-            records = RecordCache(sessionmaker, is_live=live)
-            rules = RulesCache(sessionmaker, is_live=live)
+            resources.push_async_callback(providers.aclose)
             # Each change topic drops what it invalidates; a reconnect drops everything.
             listener.subscribe(API_KEY_TOPIC, authenticator.on_key_changed)
-            listener.subscribe(PROMPT_TOPIC, plan_cache.on_prompt_changed)
             listener.on_reset(authenticator.cache.clear)
-            listener.on_reset(plan_cache.clear)
             listener.subscribe(PROVIDER_TOPIC, providers.on_provider_changed)
-            listener.subscribe(MODEL_PRICE_TOPIC, prices.on_price_changed)
             listener.on_reset(providers.clear)
-            listener.on_reset(prices.clear)
-            listener.subscribe(LIMITS_TOPIC, usage_limiter.on_limits_changed)
-            listener.subscribe(SPEND_TOPIC, usage_limiter.on_spend)
-            listener.on_reset(usage_limiter.clear)
-            listener.subscribe(CONTEXT_TOPIC, records.on_changed)
-            listener.on_reset(records.clear)
-            listener.subscribe(RULES_TOPIC, rules.on_changed)
-            listener.on_reset(rules.clear)
+            # Its recorder stops (writing what it holds) before the engine is disposed: the
+            # stack unwinds in reverse.
+            services = await resources.enter_async_context(
+                open_run_services(settings, sessionmaker, listener, providers)
+            )
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker
             app.state.listener = listener
             app.state.authenticator = authenticator
             app.state.rule_tokens = rule_tokens
-            app.state.plan_cache = plan_cache
-            app.state.renderer = renderer
             app.state.secret_box = secret_box
             app.state.providers = providers
-            app.state.prices = prices
-            app.state.usage_limiter = usage_limiter
-            app.state.binder = Binder(
-                records=records,
-                searcher=knowledge_searcher(sessionmaker, Embedders(providers)),
-                rules=rules,
-            )
-            resources.push_async_callback(providers.aclose)
+            app.state.plan_cache = services.plans
+            app.state.renderer = services.renderer
+            app.state.prices = services.prices
+            app.state.usage_limiter = services.limits
+            app.state.binder = services.binder
+            app.state.run_recorder = services.recorder
             app.state.head_revision = head_revision()
-            await renderer.start()
-            resources.push_async_callback(renderer.close)
             await listener.start()
             resources.push_async_callback(listener.stop)
             await usage.start()
             resources.push_async_callback(usage.stop)
-            # Stopped before the engine is disposed (the stack unwinds in reverse): the final
-            # flush of buffered run records still has a database to write to.
-            run_recorder = RunRecorder(
-                sessionmaker,
-                interval=settings.run_flush_seconds,
-                durable=settings.run_records == "durable",
-                hooks=usage_limiter,
-            )
-            app.state.run_recorder = run_recorder
-            await run_recorder.start()
-            resources.push_async_callback(run_recorder.stop)
             tune_for_serving()
             yield
 

@@ -3,6 +3,7 @@
 from promptlogic.audit.models import AuditEvent
 from promptlogic.context.models import ContextRecord
 from promptlogic.db.base import Base
+from promptlogic.evals.models import Dataset, DatasetCase, EvalResult, EvalRun
 from promptlogic.knowledge.models import Chunk, Collection, Document
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.providers.models import ModelPrice, ProviderConnection
@@ -19,7 +20,11 @@ __all__ = [
     "Chunk",
     "Collection",
     "ContextRecord",
+    "Dataset",
+    "DatasetCase",
     "Document",
+    "EvalResult",
+    "EvalRun",
     "IdempotencyKey",
     "LabelMove",
     "Membership",

@@ -1,0 +1,1 @@
+"""Evals: datasets, evaluators, eval runs and promotion gates."""
