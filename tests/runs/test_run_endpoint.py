@@ -99,6 +99,25 @@ async def test_output_that_breaks_the_response_format_fails_the_run_clearly(
     assert stored.json()["output"] == '{"category": "weather"}'
 
 
+async def test_a_response_format_with_local_definitions_checks_the_output(
+    client, admin, runner, fake_openai
+):
+    defined = {
+        "$defs": {"priority": {"enum": ["low", "high"]}},
+        "type": "object",
+        "properties": {"priority": {"$ref": "#/$defs/priority"}},
+        "required": ["priority"],
+    }
+    await make_prompt(client, admin, response_format=defined)
+    await use_fake(client, admin, fake_openai)
+    fake_openai.push(Reply({"priority": "high"}), Reply({"priority": "urgent"}))
+    answer = await run(client, runner, {"variables": VARIABLES})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["parsed"] == {"priority": "high"}
+    refused = assert_problem(await run(client, runner, {"variables": VARIABLES}), 502)
+    assert "does not satisfy the response format" in refused["detail"]
+
+
 GOOD_TRIAGE = {
     "category": "shipping",
     "priority": "normal",

@@ -44,6 +44,11 @@ async def viewer(session: AsyncSession, tenant: Tenant) -> MemberFixture:
     return await make_member(session, tenant, "viewer")
 
 
+@pytest.fixture
+async def rule_author(session: AsyncSession, tenant: Tenant) -> MemberFixture:
+    return await make_member(session, tenant, "rule_author")
+
+
 @asynccontextmanager
 async def signed_in(app: FastAPI, member: MemberFixture) -> AsyncIterator[SignedInClient]:
     """An HTTP client signed in as `member`, and the session's CSRF token."""
@@ -66,6 +71,12 @@ async def as_editor(app: FastAPI, editor: MemberFixture) -> AsyncIterator[Signed
 @pytest.fixture
 async def as_viewer(app: FastAPI, viewer: MemberFixture) -> AsyncIterator[SignedInClient]:
     async with signed_in(app, viewer) as signed:
+        yield signed
+
+
+@pytest.fixture
+async def as_rule_author(app: FastAPI, rule_author: MemberFixture) -> AsyncIterator[SignedInClient]:
+    async with signed_in(app, rule_author) as signed:
         yield signed
 
 

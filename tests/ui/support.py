@@ -50,7 +50,7 @@ def csrf_of(html: str) -> str:
 
 async def sign_in(client: httpx.AsyncClient, member: MemberFixture) -> str:
     """Sign `client` in as `member` (cookies kept by the client); returns the session's CSRF
-    token, read from the first page."""
+    token, read from the page the sign-in lands on."""
     form = await client.get("/ui/login")
     assert form.status_code == 200, form.text
     answer = await client.post(
@@ -58,6 +58,6 @@ async def sign_in(client: httpx.AsyncClient, member: MemberFixture) -> str:
         data={"email": member.email, "password": member.password, "csrf_token": csrf_of(form.text)},
     )
     assert answer.status_code == 303, answer.text
-    home = await client.get("/ui/prompts")
+    home = await client.get(answer.headers["location"])  # the prompts; a rule author's rules
     assert home.status_code == 200, home.text
     return csrf_of(home.text)

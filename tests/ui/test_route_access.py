@@ -1,6 +1,6 @@
 """Every UI route's access rules, found by walking the UI app's routes (so a new page cannot
-forget them): no session → sign in; a viewer changes nothing; no CSRF token → refused; another
-tenant's prompt → not found."""
+forget them): no session → sign in; a viewer changes nothing; a rule author reaches nothing
+outside the rules area; no CSRF token → refused; another tenant's prompt → not found."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ def ui_routes() -> list[tuple[str, str]]:
 ROUTES = ui_routes()
 GUARDED = [route for route in ROUTES if route not in OPEN]
 UNSAFE_ROUTES = [route for route in GUARDED if route[0] in UNSAFE]
+OUTSIDE_RULES = [route for route in GUARDED if not re.match(r"/rules(/|$)", route[1])]
 
 
 def fill(path: str, name: str = OTHER_TENANTS_PROMPT) -> str:
@@ -71,6 +72,8 @@ def test_the_walk_finds_the_pages():
     assert ("GET", "/prompts") in ROUTES
     assert ("POST", "/settings/members/{user_id}/role") in UNSAFE_ROUTES
     assert ("POST", "/prompts/{name}/labels/{label}/move") in UNSAFE_ROUTES
+    assert ("GET", "/rules/prompt/{name}") in GUARDED
+    assert ("GET", "/rules") not in OUTSIDE_RULES
 
 
 @pytest.mark.parametrize(("method", "path"), GUARDED)
@@ -89,6 +92,17 @@ async def test_a_viewer_changes_nothing(as_viewer, client, admin, method, path):
     await make_prompt(client, admin, "triage")
     answer = await as_viewer.client.request(
         method, fill(path, "triage"), data={"csrf_token": as_viewer.csrf}
+    )
+    assert answer.status_code == 403, answer.text[:300]
+
+
+@pytest.mark.parametrize(("method", "path"), OUTSIDE_RULES)
+async def test_a_rule_author_reaches_nothing_outside_the_rules_area(
+    as_rule_author, client, admin, method, path
+):
+    await make_prompt(client, admin, "triage")
+    answer = await as_rule_author.client.request(
+        method, fill(path, "triage"), data={"csrf_token": as_rule_author.csrf}
     )
     assert answer.status_code == 403, answer.text[:300]
 

@@ -34,6 +34,19 @@ def default_schema(variables: Iterable[str]) -> dict[str, Any]:
     }
 
 
+OUTPUT_FIELD = "output"
+
+
+def output_schema(schema: dict[str, Any] | bool) -> dict[str, Any]:
+    """`schema` as the property `output` of an object, for validating a model's output where
+    variables are validated (objects). The `$id` makes it a resource of its own, so its local
+    `$ref`s (`#/$defs/x`) resolve against it rather than against the wrapper."""
+    inner: dict[str, Any] | bool = schema
+    if isinstance(schema, dict):
+        inner = {"$id": "urn:promptlogic:output", **schema}
+    return {"type": "object", "properties": {OUTPUT_FIELD: inner}, "required": [OUTPUT_FIELD]}
+
+
 @lru_cache(maxsize=1)
 def _metaschema() -> Draft202012Validator:
     return Draft202012Validator(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,55 +60,74 @@ def overlay(
     )
 
 
-def _scope_of(body: PreviewRequest) -> Scope:
-    return ("set", body.set) if body.set is not None else ("prompt", body.prompt)
+def with_draft(services: RunServices, scope: Scope, draft: list[dict[str, Any]]) -> RunServices:
+    """The same services, whose runs bind `scope`'s rules with the draft laid over them."""
+    live = services.binder.rules
+    if live is None:
+        raise RuntimeError("drafting rules needs the rules cache")
+    rules = DraftRules(live, scope, draft)
+    return dataclasses.replace(services, binder=dataclasses.replace(services.binder, rules=rules))
 
 
-def _needs_scope(bindings: tuple[dict[str, Any], ...], body: PreviewRequest) -> None:
+def scope_of(prompt: str, rule_set: str | None) -> Scope:
+    """The scope draft changes are to: the set, else the prompt's own rules."""
+    return ("set", rule_set) if rule_set is not None else ("prompt", prompt)
+
+
+def needs_scope(
+    bindings: tuple[dict[str, Any], ...], prompt: str, rule_set: str | None, where: str = "body"
+) -> None:
     """422 unless the version binds rules the way the preview names them: a version whose
     binding names a set needs `set`, one that takes its prompt's own rules needs none."""
     rules = [binding for binding in bindings if binding.get("source") == "rules"]
     if not rules:
         raise InvalidInput.field(
-            "body.prompt", f"this version of `{body.prompt}` has no `rules` binding to preview"
+            f"{where}.prompt", f"this version of `{prompt}` has no `rules` binding to preview"
         )
     by_set = [binding for binding in rules if binding.get("set")]
-    if body.set is None and len(by_set) == len(rules):
+    if rule_set is None and len(by_set) == len(rules):
         raise InvalidInput.field(
-            "body.set",
-            f"`{body.prompt}` takes its rules from the set `{by_set[0]['set']}`: name the set",
+            f"{where}.set",
+            f"`{prompt}` takes its rules from the set `{by_set[0]['set']}`: name the set",
         )
-    if body.set is not None and not by_set:
+    if rule_set is not None and not by_set:
         raise InvalidInput.field(
-            "body.set", f"`{body.prompt}` takes its own rules, not a set's: leave `set` out"
+            f"{where}.set", f"`{prompt}` takes its own rules, not a set's: leave `set` out"
         )
 
 
-async def _draft_entries(
-    session: AsyncSession, tenant_id: uuid.UUID, body: PreviewRequest
+async def draft_entries(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    prompt: str,
+    rule_set: str | None,
+    changes: Sequence[RuleChange],
+    field: str = "body.changes",
 ) -> list[dict[str, Any]]:
-    """The changes as rule entries, with saved rules read (they must be of the scope) and
-    every text held to the scope's policy (422 naming the change)."""
-    ids = [change.rule for change in body.changes if change.rule is not None]
+    """The changes to the rules of `rule_set` (else of `prompt`) as rule entries for
+    `DraftRules`, with saved rules read (they must be of the scope) and every text held to
+    the scope's policy (422 naming the change)."""
+    ids = [change.rule for change in changes if change.rule is not None]
     saved: dict[uuid.UUID, Rule] = {}
     if ids:
         rows = await session.scalars(Rule.for_tenant(tenant_id).where(Rule.id.in_(ids)))
         saved = {rule.id: rule for rule in rows}
-    scope_prompt = None if body.set is not None else body.prompt
+    scope_prompt = None if rule_set is not None else prompt
     entries = []
     next_priority = MAX_PRIORITY
-    for index, change in enumerate(body.changes):
-        field = f"body.changes[{index}]"
-        entry = _entry(change, saved, scope_prompt, body.set, field, index)
+    for index, change in enumerate(changes):
+        where = f"{field}[{index}]"
+        entry = _entry(change, saved, scope_prompt, rule_set, where, index)
         if change.text is not None:
             candidate = checks.Candidate(
-                tenant_id, scope_prompt, body.set, change.text, change.rule
+                tenant_id, scope_prompt, rule_set, change.text, change.rule
             )
             try:
                 await checks.refuse_unfit(session, candidate)
             except InvalidInput as refused:
                 message = refused.errors[0]["message"] if refused.errors else refused.detail
-                raise InvalidInput.field(f"{field}.text", message) from None
+                raise InvalidInput.field(f"{where}.text", message) from None
         if entry["priority"] is None:
             entry["priority"] = next_priority
         entries.append(entry)
@@ -159,16 +179,12 @@ async def preview(
         body.prompt,
         selector,
     )
-    _needs_scope(plan.bindings, body)
-    draft = await _draft_entries(session, principal.tenant_id, body)
-    await commit(session)  # end the read transaction before two model calls
-    live = services.binder.rules
-    if live is None:
-        raise RuntimeError("previewing rules needs the rules cache")
-    drafted = dataclasses.replace(
-        services,
-        binder=dataclasses.replace(services.binder, rules=DraftRules(live, _scope_of(body), draft)),
+    needs_scope(plan.bindings, body.prompt, body.set)
+    draft = await draft_entries(
+        session, principal.tenant_id, prompt=body.prompt, rule_set=body.set, changes=body.changes
     )
+    await commit(session)  # end the read transaction before two model calls
+    drafted = with_draft(services, scope_of(body.prompt, body.set), draft)
 
     split_key = f"preview-{uuid.uuid4().hex}"  # both runs take the same arm of a split label
 

@@ -26,6 +26,7 @@ from promptlogic.providers.catalog import PriceBook
 from promptlogic.providers.clients import ProviderRegistry
 from promptlogic.providers.reliability import reliable
 from promptlogic.rendering import Renderer, sharing
+from promptlogic.rendering.schema import OUTPUT_FIELD, output_schema
 from promptlogic.runs.recorder import RunNotRecorded, RunRecorder
 from promptlogic.runs.service import RunRecord
 from promptlogic.tenancy.principal import Principal
@@ -354,8 +355,9 @@ async def _parsed_output(
         raise OutputInvalid(
             "The model's output is not JSON, but the version requires a JSON response format."
         ) from None
-    wrapped = {"type": "object", "properties": {"output": dict(schema)}, "required": ["output"]}
-    problems = await renderer.validate_variables(wrapped, {"output": parsed})
+    problems = await renderer.validate_variables(
+        output_schema(dict(schema)), {OUTPUT_FIELD: parsed}
+    )
     if problems:
         detail = "; ".join(p["message"] for p in problems[:5])
         raise OutputInvalid(f"The model's output does not satisfy the response format: {detail}")

@@ -22,6 +22,7 @@ from promptlogic.ui.routes import (
     knowledge,
     playground,
     prompts,
+    rules,
     runs,
     settings,
 )
@@ -40,7 +41,8 @@ def create_ui(state: State, app_settings: Settings) -> FastAPI:
     state.cookie_signer = CookieSigner(app_settings.resolved_secret_key())
     ui.add_middleware(SecurityHeaders)
     ui.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (account, prompts, editor, playground, runs, context, knowledge, settings):
+    modules = (account, prompts, editor, playground, runs, context, knowledge, rules, settings)
+    for module in modules:
         ui.include_router(module.router)
     ui.add_exception_handler(NotSignedIn, _not_signed_in)
     ui.add_exception_handler(Problem, _problem)

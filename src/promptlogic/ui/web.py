@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from promptlogic import __version__
 from promptlogic.db.engine import SessionDep
 from promptlogic.errors import Forbidden
+from promptlogic.tenancy.roles import ROLE_SCOPES, Role, grants
 from promptlogic.tenancy.roles import Scope as KeyScope
 from promptlogic.ui.sessions import SESSION_COOKIE, CookieSigner, SignedIn, load_session
 
@@ -31,6 +32,8 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 FLASH_COOKIE = "promptlogic_flash"
+HOME = "/ui/prompts"
+RULES_HOME = "/ui/rules"
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -74,6 +77,18 @@ def _static(path: str) -> str:
     return f"/ui/static/{path}?v={__version__}"
 
 
+def rules_only(role: Role) -> bool:
+    """A role that writes rules but not prompts (a rule author): the UI gives it the rules
+    area alone, so the prompt editor, the playground and the rest are never offered to it."""
+    scopes = ROLE_SCOPES[role]
+    return grants(scopes, KeyScope.RULES) and not grants(scopes, KeyScope.WRITE)
+
+
+def home_of(role: Role) -> str:
+    """Where a member of `role` lands: the rules area for a rule author, else the prompts."""
+    return RULES_HOME if rules_only(role) else HOME
+
+
 def _environment() -> Environment:
     environment = Environment(
         loader=PackageLoader("promptlogic.ui", "templates"),
@@ -86,6 +101,8 @@ def _environment() -> Environment:
     environment.filters["pretty"] = _pretty
     environment.globals["static"] = _static
     environment.globals["Scope"] = KeyScope
+    environment.globals["rules_only"] = rules_only
+    environment.globals["home_of"] = home_of
     return environment
 
 
@@ -204,6 +221,10 @@ def _needs(scope: KeyScope, what: str) -> Any:
     async def check(member: Member) -> SignedIn:
         if not member.can(scope):
             raise Forbidden(f"Your role ({member.role}) cannot {what}.")
+        if rules_only(member.role):
+            raise Forbidden(
+                f"Your role ({member.role}) works in the rules area only: open {RULES_HOME}."
+            )
         return member
 
     return Depends(check)
@@ -213,6 +234,23 @@ Reader = Annotated[SignedIn, _needs(KeyScope.READ, "read this tenant's data")]
 Runner = Annotated[SignedIn, _needs(KeyScope.RUN, "run prompts")]
 Editor = Annotated[SignedIn, _needs(KeyScope.WRITE, "change prompts")]
 Admin = Annotated[SignedIn, _needs(KeyScope.ADMIN, "change settings")]
+
+
+async def _rules_reader(member: Member) -> SignedIn:
+    """The rules area is open to rule authors too: reading it needs `read` or `rules`."""
+    if not (member.can(KeyScope.READ) or member.can(KeyScope.RULES)):
+        raise Forbidden(f"Your role ({member.role}) cannot read rules.")
+    return member
+
+
+async def _rules_author(member: Member) -> SignedIn:
+    if not member.can(KeyScope.RULES):
+        raise Forbidden(f"Your role ({member.role}) cannot write rules.")
+    return member
+
+
+RulesReader = Annotated[SignedIn, Depends(_rules_reader)]
+RulesAuthor = Annotated[SignedIn, Depends(_rules_author)]
 
 
 class SecurityHeaders:

@@ -15,18 +15,29 @@ from promptlogic.ui.sessions import (
     SESSION_COOKIE,
     SESSION_LIFETIME,
     LoginThrottle,
+    SignedIn,
     authenticate,
     end_session,
     load_session,
     start_session,
     switch_tenant,
 )
-from promptlogic.ui.web import Member, flash, is_https, page, redirect, signer_of
+from promptlogic.ui.web import (
+    HOME,
+    RULES_HOME,
+    Member,
+    flash,
+    home_of,
+    is_https,
+    page,
+    redirect,
+    rules_only,
+    signer_of,
+)
 
 router = APIRouter()
 
 LOGIN_CSRF_COOKIE = "promptlogic_login"
-HOME = "/ui/prompts"
 _throttle = LoginThrottle()
 
 Text = Annotated[str, Form(max_length=1000)]
@@ -40,9 +51,24 @@ def _safe_next(target: str | None) -> str:
     return HOME
 
 
+def _landing(target: str, member: SignedIn | None) -> str:
+    """A rule author lands in the rules area, whatever page they asked for: the others
+    would refuse them."""
+    if member is None or not rules_only(member.role):
+        return target
+    in_area = target == RULES_HOME or target.startswith((f"{RULES_HOME}/", f"{RULES_HOME}?"))
+    return target if in_area else RULES_HOME
+
+
+async def _signed_in(request: Request, session: SessionDep) -> SignedIn | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    token = signer_of(request).unsign(cookie) if cookie else None
+    return await load_session(session, token) if token else None
+
+
 @router.get("/", include_in_schema=False)
-async def home() -> Response:
-    return redirect(HOME)
+async def home(request: Request, session: SessionDep) -> Response:
+    return redirect(_landing(HOME, await _signed_in(request, session)))
 
 
 def _login_form(
@@ -73,10 +99,9 @@ async def login_page(
     session: SessionDep,
     next_page: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
 ) -> Response:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    token = signer_of(request).unsign(cookie) if cookie else None
-    if token and await load_session(session, token) is not None:
-        return redirect(_safe_next(next_page))
+    member = await _signed_in(request, session)
+    if member is not None:
+        return redirect(_landing(_safe_next(next_page), member))
     return _login_form(request, _safe_next(next_page))
 
 
@@ -106,7 +131,7 @@ async def login(
         return _login_form(request, _safe_next(next_page), error=error, email=email, status=401)
     _throttle.succeeded(*keys)
     token, _row = await start_session(session, user)
-    response = redirect(_safe_next(next_page))
+    response = redirect(_landing(_safe_next(next_page), await load_session(session, token)))
     response.set_cookie(
         SESSION_COOKIE,
         signer_of(request).sign(token),
@@ -133,6 +158,6 @@ async def switch(request: Request, member: Member, session: SessionDep, tenant: 
     try:
         choice = await switch_tenant(session, member, tenant)
     except LookupError:
-        response = redirect(HOME)
+        response = redirect(home_of(member.role))
         return flash(request, response, "You are not a member of that tenant.", "error")
-    return flash(request, redirect(HOME), f"Now working in {choice.name}.")
+    return flash(request, redirect(home_of(choice.role)), f"Now working in {choice.name}.")

@@ -7,7 +7,7 @@ now, so nothing is promoted unseen; the move itself is the same service call as 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
@@ -21,6 +21,8 @@ from promptlogic.prompts import service
 from promptlogic.prompts.models import Prompt, PromptLabel
 from promptlogic.prompts.render import load_plan
 from promptlogic.prompts.schemas import LABEL_PATTERN, NAME_PATTERN, PromptCreate
+from promptlogic.rules import policy as rules_policy
+from promptlogic.rules.policy import RulesPolicy
 from promptlogic.tenancy.roles import Scope
 from promptlogic.ui.diffview import compare
 from promptlogic.ui.web import Editor, Reader, flash, page, redirect
@@ -144,7 +146,36 @@ async def prompt_page(
     name: Name,
     cursor: Cursor = None,
 ) -> Response:
+    return await _prompt_page(request, member, session, name, cursor)
+
+
+def _policy_values(policy: RulesPolicy) -> dict[str, Any]:
+    """A rules policy as its form's fields."""
+    return {
+        "allowed": policy.allowed,
+        "sets": "\n".join(policy.sets),
+        "max_rules": str(policy.max_rules),
+        "max_chars": str(policy.max_chars),
+        "policy_text": policy.policy_text,
+        "checker_prompt": policy.checker.prompt if policy.checker else "",
+        "checker_label": policy.checker.label if policy.checker else "production",
+    }
+
+
+async def _prompt_page(
+    request: Request,
+    member: Reader,
+    session: SessionDep,
+    name: str,
+    cursor: str | None,
+    *,
+    policy_values: dict[str, Any] | None = None,
+    policy_errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The prompt's page; with the rules policy form as typed when it comes back with errors."""
     prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
+    policy = rules_policy.policy_of(prompt.rules_policy)
     versions, next_cursor = await service.list_versions(
         session, tenant_id=member.tenant.id, name=name, limit=PAGE_SIZE, cursor=cursor
     )
@@ -161,8 +192,98 @@ async def prompt_page(
         "on_version": on_version,
         "may_move_protected": member.can(Scope.ADMIN),
         "list_url": LISTS[prompt.kind],  # type: ignore[index]
+        "policy": policy,
+        "policy_set": prompt.rules_policy is not None,
+        "policy_values": policy_values or _policy_values(policy),
+        "policy_errors": policy_errors or {},
     }
-    return page(request, "prompts/detail.html", context)
+    return page(request, "prompts/detail.html", context, status_code=status_code)
+
+
+PolicyField = Annotated[str, Form(max_length=10_000)]
+POLICY_FIELDS = {"checker": "checker_prompt"}  # the model's field → the form's, where they differ
+
+
+def _policy_errors(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"]]
+        field = "checker_" + location[1] if location[0] == "checker" and len(location) > 1 else None
+        field = field or POLICY_FIELDS.get(location[0], location[0])
+        errors.setdefault(field, error["msg"])
+    return errors
+
+
+@router.post("/prompts/{name}/rules-policy")
+async def save_rules_policy(
+    request: Request,
+    member: Editor,
+    session: SessionDep,
+    name: Name,
+    allowed: Annotated[str, Form(max_length=10)] = "",
+    sets: PolicyField = "",
+    max_rules: Annotated[str, Form(max_length=20)] = "",
+    max_chars: Annotated[str, Form(max_length=20)] = "",
+    policy_text: PolicyField = "",
+    checker_prompt: Annotated[str, Form(max_length=200)] = "",
+    checker_label: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Replace the prompt's rules policy (the API's `PUT …/rules-policy`): what tenant users
+    may add as rules, and the checker that judges them before they go live."""
+    prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
+    values: dict[str, Any] = {
+        "allowed": bool(allowed),
+        "sets": sets,
+        "max_rules": max_rules,
+        "max_chars": max_chars,
+        "policy_text": policy_text,
+        "checker_prompt": checker_prompt,
+        "checker_label": checker_label,
+    }
+    errors: dict[str, str] = {}
+    numbers = {}
+    for field, typed in (("max_rules", max_rules), ("max_chars", max_chars)):
+        raw = typed.strip()
+        if raw and not raw.isdigit():
+            errors[field] = "must be a whole number"
+        elif raw:
+            numbers[field] = int(raw)
+    checker = None
+    if checker_prompt.strip():
+        checker = {"prompt": checker_prompt.strip(), "label": checker_label.strip() or "production"}
+    body = {
+        "allowed": bool(allowed),
+        "sets": [line.strip() for line in sets.splitlines() if line.strip()],
+        "policy_text": policy_text.strip(),
+        "checker": checker,
+        **numbers,
+    }
+    try:
+        policy = RulesPolicy.model_validate(body)
+    except ValidationError as exc:
+        policy = None
+        errors = {**_policy_errors(exc), **errors}
+    if checker is not None and "checker_prompt" not in errors:
+        try:
+            await service.get_prompt(session, tenant_id=member.tenant.id, name=checker["prompt"])
+        except NotFound:
+            errors["checker_prompt"] = f"there is no prompt named `{checker['prompt']}`"
+    if errors or policy is None:
+        return await _prompt_page(
+            request,
+            member,
+            session,
+            prompt.name,
+            None,
+            policy_values=values,
+            policy_errors=errors,
+            status_code=422,
+        )
+    await rules_policy.set_policy(
+        session, member.tenant.id, prompt.name, policy, actor=member.actor
+    )
+    response = redirect(f"/ui/prompts/{prompt.name}#rules-policy")
+    return flash(request, response, "Saved the rules policy.")
 
 
 async def _labels(
