@@ -44,11 +44,20 @@ class TenantData:
     collection: str  # a knowledge collection
     document: str  # a document in it, ingested
     rule_id: str  # a rule of `prompt`, enabled (the tenant also has one in the set `shared`)
+    dataset: str = ""  # an eval dataset
+    case_id: str = ""  # a case in it
+    eval_id: str = ""  # an eval of `prompt` on it, queued (`production` is gated on it)
 
 
 CONTEXT_VALUE = {"plan": "pro"}
 # The same id and content in every tenant's collection; the collection names differ.
 KNOWLEDGE_DOCUMENT = {"id": "handbook", "text": "Refund escalation goes to the duty manager."}
+DATASET_CASE = {"inputs": {"customer": "Ada"}, "expected": "Hello Ada", "notes": "unchanged"}
+
+
+def gate_of(dataset: str) -> dict[str, Any]:
+    return {"dataset": dataset, "evaluators": [{"type": "exact"}], "min_pass_rate": 0.5}
+
 
 PROMPT_CONTENT = {
     "messages": [{"role": "user", "content": "Secret logic for {{ customer }}"}],
@@ -69,11 +78,15 @@ RECORD_IDS: dict[str, Callable[[TenantData], str]] = {
     "collection": lambda data: data.collection,
     "document_id": lambda data: data.document,
     "rule_id": lambda data: data.rule_id,
+    "dataset": lambda data: data.dataset,
+    "case_id": lambda data: data.case_id,
+    "eval_id": lambda data: data.eval_id,
 }
 
-# (method, path) -> a valid request body, for routes with a path parameter that take one.
+# (method, path) -> a valid request body, for routes with a path parameter that take one (or
+# a function of the tenant's data giving it, for a body that names a record).
 # Each would change nothing for the owner: the same content, the label where it is.
-BODIES: dict[tuple[str, str], dict[str, Any]] = {
+BODIES: dict[tuple[str, str], dict[str, Any] | Callable[[TenantData], dict[str, Any]]] = {
     ("PATCH", "/v1/prompts/{name}"): {"description": "unchanged"},
     ("PUT", "/v1/prompts/{name}/rules-policy"): {},
     ("POST", "/v1/prompts/{name}/versions"): PROMPT_CONTENT,
@@ -89,6 +102,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/collections/{collection}/documents"): KNOWLEDGE_DOCUMENT,
     ("POST", "/v1/collections/{collection}/search"): {"query": "refund escalation", "k": 5},
     ("PATCH", "/v1/rules/{rule_id}"): {"enabled": True},  # as it is: no new revision
+    ("PATCH", "/v1/datasets/{dataset}"): {"description": "unchanged"},
+    ("POST", "/v1/datasets/{dataset}/cases"): DATASET_CASE,
+    # One JSONL line (sent as application/json, which the import accepts too).
+    ("POST", "/v1/datasets/{dataset}:import"): DATASET_CASE,
+    ("PATCH", "/v1/datasets/{dataset}/cases/{case_id}"): {"notes": "unchanged"},  # no revision
+    ("POST", "/v1/datasets/{dataset}/cases:from-run"): lambda data: {"run_id": data.run_id},
+    ("PUT", "/v1/prompts/{name}/gates/{label}"): lambda data: gate_of(data.dataset),
+    ("POST", "/v1/prompts/{name}/gates/{label}:run"): {"version": 1},
 }
 
 # (method, path) -> a valid body naming a tenant's record, for routes without a path parameter
@@ -112,9 +133,10 @@ OWN_NAMESPACE: set[tuple[str, str]] = {
     ("PUT", "/v1/context/{namespace}/{key}"),
 }
 
-# (method, path) -> query parameters a route requires.
-QUERIES: dict[tuple[str, str], dict[str, Any]] = {
+# (method, path) -> query parameters a route requires (or a function of the tenant's data).
+QUERIES: dict[tuple[str, str], dict[str, Any] | Callable[[TenantData], dict[str, Any]]] = {
     ("GET", "/v1/prompts/{name}/diff"): {"from": 1, "to": 1},
+    ("GET", "/v1/evals/{eval_id}/compare"): lambda data: {"base": data.eval_id},
 }
 
 # Extra query strings to try on list routes (every list is also read without any).
@@ -154,6 +176,9 @@ def markers_of(data: TenantData) -> list[str]:
         data.end_user,
         data.collection,
         data.rule_id,
+        data.eval_id,
+        data.dataset,
+        data.case_id,
     ]
 
 
@@ -207,6 +232,25 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
         response = await client.post("/v1/rules", headers=admin.headers, json=body)
         assert response.status_code == 201, response.text
         rules.append(response.json()["id"])
+    dataset = f"{slug}-evalset"
+    response = await client.post("/v1/datasets", headers=admin.headers, json={"name": dataset})
+    assert response.status_code == 201, response.text
+    response = await client.post(
+        f"/v1/datasets/{dataset}/cases", headers=admin.headers, json=DATASET_CASE
+    )
+    assert response.status_code == 201, response.text
+    case_id = response.json()["items"][0]["case_id"]
+    response = await client.post(
+        "/v1/evals",
+        headers=admin.headers,
+        json={"prompt": prompt, "dataset": dataset, "evaluators": [{"type": "exact"}]},
+    )
+    assert response.status_code == 202, response.text
+    eval_id = response.json()["id"]
+    response = await client.put(
+        f"/v1/prompts/{prompt}/gates/production", headers=admin.headers, json=gate_of(dataset)
+    )
+    assert response.status_code == 200, response.text
     return TenantData(
         tenant,
         admin,
@@ -223,6 +267,9 @@ async def make_tenant_data(session, client, slug: str) -> TenantData:
         collection,
         KNOWLEDGE_DOCUMENT["id"],
         rules[0],
+        dataset=dataset,
+        case_id=case_id,
+        eval_id=eval_id,
     )
 
 
@@ -263,9 +310,21 @@ async def snapshot(session) -> dict[str, Any]:
         text("SELECT id, tenant_id, revision, priority, enabled, status, text FROM rules")
     )
     revisions = await session.scalar(text("SELECT count(*) FROM rule_revisions"))
+    datasets = await session.execute(text("SELECT id, name, description, revision FROM datasets"))
+    cases = await session.execute(
+        text("SELECT id, case_id, notes, added_revision, removed_revision FROM dataset_cases")
+    )
+    evals = await session.execute(text("SELECT id, status, completed FROM eval_runs"))
+    gates = await session.execute(
+        text("SELECT id, label, dataset_id, min_pass_rate, evaluators::text FROM prompt_gates")
+    )
     return {
         "rules": sorted(map(tuple, rules)),
         "rule_revisions": revisions,
+        "datasets": sorted(map(tuple, datasets)),
+        "dataset_cases": sorted(map(tuple, cases)),
+        "evals": sorted(map(tuple, evals)),
+        "gates": sorted(map(tuple, gates)),
         "collections": sorted(map(tuple, collections)),
         "documents": sorted(map(tuple, documents)),
         "chunks": sorted(map(tuple, chunks)),
@@ -314,7 +373,11 @@ async def call(
 ) -> httpx.Response:
     url = path.format(**{param: RECORD_IDS[param](data) for param in path_params(path)})
     body = BODIES.get((method, path))
+    if callable(body):
+        body = body(data)
     query = QUERIES.get((method, path))
+    if callable(query):
+        query = query(data)
     return await client.request(method, url, headers=headers, json=body, params=query)
 
 

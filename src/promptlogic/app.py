@@ -16,6 +16,9 @@ from promptlogic.db.engine import create_engine, create_sessionmaker
 from promptlogic.db.migrations import ensure_at_head, head_revision
 from promptlogic.db.notify import LISTENER_KEY, ChangeListener
 from promptlogic.errors import install_error_handlers
+from promptlogic.evals.dataset_router import router as datasets_router
+from promptlogic.evals.gate_router import router as gates_router
+from promptlogic.evals.router import router as evals_router
 from promptlogic.gc_tuning import tune_for_serving
 from promptlogic.health import router as health_router
 from promptlogic.knowledge.router import router as knowledge_router
@@ -139,6 +142,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(rules_authoring_router)
     app.include_router(rules_router)
     app.include_router(knowledge_router)
+    app.include_router(datasets_router)
+    app.include_router(evals_router)
+    app.include_router(gates_router)
     app.mount("/ui", create_ui(app.state, settings))
     return app
 

@@ -156,7 +156,8 @@ async def test_a_non_admin_gets_403_on_every_settings_page(app, session, tenant,
             assert answer.status_code == 403, url
             assert "cannot change settings" in answer.text
             # The layout still works: the menu and the account controls are there.
-            assert 'href="/ui/prompts"' in answer.text
+            home = "/ui/rules" if role == "rule_author" else "/ui/prompts"
+            assert f'href="{home}"' in answer.text
             assert "Sign out" in answer.text
 
 

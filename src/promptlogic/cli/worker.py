@@ -1,4 +1,4 @@
-"""The `worker` command: runs background jobs (document ingestion) until SIGTERM or SIGINT."""
+"""The `worker` command: runs background jobs (ingestion, evals) until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -54,9 +54,14 @@ async def _work(settings: Settings, embedded: bool, options: WorkerOptions) -> N
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shutdown.set)
-    async with worker_resources(settings) as (sessionmaker, embedders):
+    async with worker_resources(settings) as resources:
         typer.echo(f"promptlogic worker: running jobs, {options.concurrency} at a time", err=True)
         await run_worker(
-            sessionmaker, embedders, settings.database_url or "", options, shutdown=shutdown
+            resources.sessionmaker,
+            resources.embedders,
+            settings.database_url or "",
+            options,
+            shutdown=shutdown,
+            services=resources.services,
         )
     typer.echo("promptlogic worker: stopped", err=True)

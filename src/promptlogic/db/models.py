@@ -3,7 +3,7 @@
 from promptlogic.audit.models import AuditEvent
 from promptlogic.context.models import ContextRecord
 from promptlogic.db.base import Base
-from promptlogic.evals.models import Dataset, DatasetCase, EvalResult, EvalRun
+from promptlogic.evals.models import Dataset, DatasetCase, EvalResult, EvalRun, PromptGate
 from promptlogic.knowledge.models import Chunk, Collection, Document
 from promptlogic.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from promptlogic.providers.models import ModelPrice, ProviderConnection
@@ -30,6 +30,7 @@ __all__ = [
     "Membership",
     "ModelPrice",
     "Prompt",
+    "PromptGate",
     "PromptLabel",
     "PromptVersion",
     "ProviderConnection",

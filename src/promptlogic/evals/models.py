@@ -123,13 +123,13 @@ class EvalRun(UUIDPrimaryKey, CreatedAt, TenantScoped, Base):
     dataset_revision: Mapped[int] = mapped_column(Integer, nullable=False)
     evaluators: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     # Draft rule changes applied to every case (as a rules preview takes them), or null.
-    rules: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     repeat: Mapped[int] = mapped_column(Integer, nullable=False)
     concurrency: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False)
     total: Mapped[int] = mapped_column(Integer, nullable=False)
     completed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     error: Mapped[str | None] = mapped_column(Text)
     # Who started it: the runs it makes are theirs (kind, id, name of the principal).
     principal: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False)
@@ -164,3 +164,31 @@ class EvalResult(CreatedAt, TenantScoped, Base):
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+
+
+class PromptGate(TenantScoped, Base):
+    """What moving a protected label needs: a finished eval of the target version on the
+    dataset's current revision with these evaluators, a pass rate, and (optionally) no case
+    worse than under the version the label holds."""
+
+    __tablename__ = "prompt_gates"
+    __table_args__ = (
+        UniqueConstraint("prompt_id", "label", name="uq_prompt_gates_prompt_label"),
+        CheckConstraint("min_pass_rate BETWEEN 0 AND 1", name="min_pass_rate_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    prompt_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("prompts.id", ondelete="CASCADE"), nullable=False
+    )
+    label: Mapped[str] = mapped_column(String(50), nullable=False)
+    dataset_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False
+    )
+    evaluators: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    min_pass_rate: Mapped[float] = mapped_column(Float, nullable=False)
+    no_regressions: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    updated_by: Mapped[str] = mapped_column(String(300), nullable=False)

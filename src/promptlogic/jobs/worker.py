@@ -1,4 +1,4 @@
-"""The worker: runs ingestion jobs from the queue, a few at a time, until told to stop.
+"""The worker: runs ingestion and eval jobs from the queue, a few at a time, until told to stop.
 
 A job whose worker died (killed, machine lost) stops getting heartbeats; once they are older than
 `stalled_after`, any worker picks it up again, and `ingest_document` starts the document over.
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from promptlogic.db.engine import create_engine, create_sessionmaker
 from promptlogic.db.migrations import ensure_at_head
 from promptlogic.db.notify import LISTENER_KEY, ChangeListener, asyncpg_dsn
+from promptlogic.evals.runner import EVAL, EvalJob, run_eval
 from promptlogic.jobs.queue import INGEST, IngestJob, channel, enqueue, queries_on
 from promptlogic.knowledge.embeddings import Embedders
 from promptlogic.knowledge.ingestion import Sessionmaker, ingest_document
@@ -33,6 +34,8 @@ from promptlogic.knowledge.models import Document
 from promptlogic.providers.clients import ProviderRegistry
 from promptlogic.providers.secrets import SecretBox
 from promptlogic.providers.service import PROVIDER_TOPIC
+from promptlogic.runs.pipeline import RunServices
+from promptlogic.runs.services import open_run_services
 from promptlogic.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,9 +59,11 @@ async def run_worker(
     *,
     shutdown: asyncio.Event | None = None,
     drain: bool = False,
+    services: RunServices | None = None,
 ) -> None:
     """Run jobs until `shutdown` is set (or, with `drain`, until the queue is empty and the
-    jobs taken have ended). The queue has a connection of its own: it LISTENs."""
+    jobs taken have ended). The queue has a connection of its own: it LISTENs. Evals are run
+    only by a worker given the run `services`."""
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         queries = queries_on(connection)
@@ -77,6 +82,15 @@ async def run_worker(
                     sessionmaker, embedders, work.tenant_id, work.collection_id, work.document_id
                 )
             log.info("document %s ingested: %s", work.document_id, status)
+
+        if services is not None:
+
+            @manager.entrypoint(EVAL)
+            async def evaluate(job: Job) -> None:
+                work = EvalJob.decode(job.payload)
+                async with slots:
+                    status = await run_eval(services, work.tenant_id, work.eval_id)
+                log.info("eval %s: %s", work.eval_id, status)
 
         await manager.run(
             dequeue_timeout=timedelta(seconds=0.2) if drain else options.poll,
@@ -111,10 +125,17 @@ async def sweep(sessionmaker: Sessionmaker, queries: object) -> int:
     return len(jobs)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerResources:
+    sessionmaker: Sessionmaker
+    embedders: Embedders
+    services: RunServices
+
+
 @asynccontextmanager
-async def worker_resources(settings: Settings) -> AsyncIterator[tuple[Sessionmaker, Embedders]]:
-    """What jobs need, as the web process builds it: a database at head, and provider
-    connections whose cache follows their changes by NOTIFY."""
+async def worker_resources(settings: Settings) -> AsyncIterator[WorkerResources]:
+    """What jobs need, as the web process builds it: a database at head, provider connections
+    and the run services (for evals), their caches kept by NOTIFY."""
     database_url = settings.database_url or ""
     async with AsyncExitStack() as resources:
         engine = create_engine(settings)
@@ -131,6 +152,9 @@ async def worker_resources(settings: Settings) -> AsyncIterator[tuple[Sessionmak
         listener.subscribe(PROVIDER_TOPIC, providers.on_provider_changed)
         listener.on_reset(providers.clear)
         resources.push_async_callback(providers.aclose)
+        services = await resources.enter_async_context(
+            open_run_services(settings, sessionmaker, listener, providers)
+        )
         await listener.start()
         resources.push_async_callback(listener.stop)
-        yield sessionmaker, Embedders(providers)
+        yield WorkerResources(sessionmaker, Embedders(providers), services)

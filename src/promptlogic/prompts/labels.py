@@ -102,6 +102,11 @@ async def move_label(
         raise Conflict(f"Label `{label}` {actual}, but you expected {seen}. Reload and retry.")
     if current == version and row is not None and row.split == split:
         return await get_label(session, tenant_id=tenant_id, name=name, label=label)
+    # Evals build on prompts; a label's promotion gate is theirs (evals.gates).
+    from promptlogic.evals import gates
+
+    arms = [arm["version"] for arm in split] if split is not None else [version]
+    await gates.check_move(session, prompt, label, arms, current)
     now = datetime.now(UTC)
     before_split = None
     if row is None:
