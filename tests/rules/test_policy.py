@@ -17,6 +17,7 @@ DEFAULTS = {
     "max_chars": 500,
     "policy_text": "",
     "checker": None,
+    "eval_gate": None,
 }
 
 

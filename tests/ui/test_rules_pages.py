@@ -491,6 +491,7 @@ async def test_an_admin_changes_the_rules_policy_on_the_prompt_page(as_owner, cl
             "policy_text": "No refunds.",
             "checker_prompt": "rule-checker",
             "checker_label": "production",
+            "eval_gate_label": "production",
         },
     )
 
@@ -503,6 +504,7 @@ async def test_an_admin_changes_the_rules_policy_on_the_prompt_page(as_owner, cl
         "max_chars": 300,
         "policy_text": "No refunds.",
         "checker": {"prompt": "rule-checker", "label": "production"},
+        "eval_gate": {"label": "production"},
     }
     page = await as_owner.client.get("/ui/prompts/advisor")
     assert 'data-policy-field="max_rules">7<' in page.text

@@ -100,6 +100,11 @@ class _Stop(Exception):
         self.reason = reason
 
 
+def principal_record(principal: Principal) -> dict[str, str]:
+    """Who starts an eval, as the eval keeps it (its runs are made in their name)."""
+    return {"kind": principal.kind, "id": str(principal.key_id), "name": principal.key_name}
+
+
 def principal_of(run: EvalRun) -> Principal:
     """Who the eval's runs belong to: whoever started it, allowed to run prompts only."""
     return Principal(

@@ -16,7 +16,7 @@ from promptlogic.evals import datasets
 from promptlogic.evals.eval_schemas import EvalCreate
 from promptlogic.evals.models import EvalResult, EvalRun
 from promptlogic.evals.outcomes import outcomes_of
-from promptlogic.evals.runner import FINISHED, EvalJob, enqueue_eval
+from promptlogic.evals.runner import FINISHED, EvalJob, enqueue_eval, principal_record
 from promptlogic.evals.summary import compare
 from promptlogic.pagination import decode_cursor, paginate
 from promptlogic.prompts.resolution import resolve_prompt_version
@@ -81,11 +81,7 @@ async def create_eval(session: AsyncSession, principal: Principal, body: EvalCre
         status="queued",
         total=cases * body.repeat,
         completed=0,
-        principal={
-            "kind": principal.kind,
-            "id": str(principal.key_id),
-            "name": principal.key_name,
-        },
+        principal=principal_record(principal),
     )
     session.add(run)
     await session.flush()

@@ -6,18 +6,15 @@ Two stages, so that bad input is refused at once and only an acceptable rule cos
   scope, the text is within their length, and the scope has room (422 naming the field).
 - `judge` (when a rule is to be enabled): the limits again (a draft may predate a tighter
   policy), then each governing policy's checker prompt, run through the normal run path and
-  recorded like any run, then every gate in `GATES`. A rule that fails stays a draft
+  recorded like any run, then, for a policy with an `eval_gate`, an eval of the label's
+  promotion gate with the rule applied (`evals.rule_gate`). A rule that fails stays a draft
   (`rejected`) with the reasons the author reads.
-
-`GATES` is where later checks plug in (an eval of the prompt's dataset with the rule applied):
-each is called with the candidate and the governing policies and returns its results.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,10 +90,6 @@ class Verdict:
             "reason": self.reason,
             "checks": [result.as_json() for result in self.results],
         }
-
-
-Gate = Callable[[Candidate, list[Governing], Principal], Awaitable[list[CheckResult]]]
-GATES: list[Gate] = []  # checks added by other parts of the platform (evals)
 
 
 def _where(candidate: Candidate) -> Any:
@@ -202,6 +195,8 @@ async def judge(
         if governed.policy.checker is not None:
             results.append(await _run_checker(services, principal, candidate, governed))
     if all(result.passed for result in results):
-        for gate in GATES:
-            results.extend(await gate(candidate, policies, principal))
+        # Evals build on rules (an eval may run under draft rules): imported when needed.
+        from promptlogic.evals.rule_gate import eval_gates
+
+        results.extend(await eval_gates(services, principal, candidate, policies))
     return Verdict(tuple(results))

@@ -62,6 +62,15 @@ class Checker(BaseModel):
     label: Annotated[str, Field(pattern=NAME_PATTERN, max_length=50)] = "production"
 
 
+class EvalGate(BaseModel):
+    """Test each rule on the promotion gate of `label` (its dataset and evaluators, with the
+    rule applied to the version the label holds) before it goes live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Annotated[str, Field(pattern=NAME_PATTERN, max_length=50)] = "production"
+
+
 class RulesPolicy(BaseModel):
     """What tenant users may add to a prompt; every field has the default a prompt without a
     policy gets."""
@@ -96,6 +105,9 @@ class RulesPolicy(BaseModel):
         description="The admins' policy in plain language, which the checker judges rules by.",
     )
     checker: Checker | None = Field(default=None, description="No checker: limits only.")
+    eval_gate: EvalGate | None = Field(
+        default=None, description="Also pass the label's promotion gate with the rule applied."
+    )
 
     def run_limits(self) -> RunLimits:
         return RunLimits(self.allowed, tuple(self.sets), self.max_rules, self.max_chars)

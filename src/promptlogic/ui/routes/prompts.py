@@ -159,6 +159,7 @@ def _policy_values(policy: RulesPolicy) -> dict[str, Any]:
         "policy_text": policy.policy_text,
         "checker_prompt": policy.checker.prompt if policy.checker else "",
         "checker_label": policy.checker.label if policy.checker else "production",
+        "eval_gate_label": policy.eval_gate.label if policy.eval_gate else "",
     }
 
 
@@ -208,7 +209,9 @@ def _policy_errors(exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         location = [str(part) for part in error["loc"]]
-        field = "checker_" + location[1] if location[0] == "checker" and len(location) > 1 else None
+        field = None
+        if location[0] in ("checker", "eval_gate") and len(location) > 1:
+            field = f"{location[0]}_{location[1]}"
         field = field or POLICY_FIELDS.get(location[0], location[0])
         errors.setdefault(field, error["msg"])
     return errors
@@ -227,9 +230,10 @@ async def save_rules_policy(
     policy_text: PolicyField = "",
     checker_prompt: Annotated[str, Form(max_length=200)] = "",
     checker_label: Annotated[str, Form(max_length=100)] = "",
+    eval_gate_label: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Replace the prompt's rules policy (the API's `PUT …/rules-policy`): what tenant users
-    may add as rules, and the checker that judges them before they go live."""
+    may add as rules, the checker that judges them and the eval they pass before going live."""
     prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
     values: dict[str, Any] = {
         "allowed": bool(allowed),
@@ -239,6 +243,7 @@ async def save_rules_policy(
         "policy_text": policy_text,
         "checker_prompt": checker_prompt,
         "checker_label": checker_label,
+        "eval_gate_label": eval_gate_label,
     }
     errors: dict[str, str] = {}
     numbers = {}
@@ -256,6 +261,7 @@ async def save_rules_policy(
         "sets": [line.strip() for line in sets.splitlines() if line.strip()],
         "policy_text": policy_text.strip(),
         "checker": checker,
+        "eval_gate": {"label": eval_gate_label.strip()} if eval_gate_label.strip() else None,
         **numbers,
     }
     try:
