@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from promptlogic.audit.service import OPERATOR
 from promptlogic.db.engine import commit
+from promptlogic.knowledge import search as search_module
 from promptlogic.knowledge import service
 from promptlogic.knowledge.embeddings import EmbeddingSpec
 from promptlogic.knowledge.ingestion import ingest_document
@@ -116,6 +117,22 @@ async def test_without_a_chunk_holding_every_word_any_word_counts(client, admin)
     hits = await search(client, admin.headers, "tiers", query="invoice courier zebra", k=5)
 
     assert {h["document_id"] for h in hits if h["text_rank"]} == {"invoice", "courier"}
+
+
+async def test_the_any_word_fallback_ranks_a_bounded_number_of_chunks(client, admin, monkeypatch):
+    """With a common word, the fallback ranks at most ANY_WORD_SCAN chunks (it read every chunk
+    holding the word, tens of thousands on a large collection)."""
+    await make_collection(client, admin.headers, "tiers")
+    documents = {f"invoice-{n}": f"Invoice number {n} is attached." for n in range(6)}
+    await add_ready(client, admin.headers, "tiers", documents)
+    monkeypatch.setattr(search_module, "ANY_WORD_SCAN", 3)
+
+    hits = await search(client, admin.headers, "tiers", query="invoice courier", k=10)
+
+    assert len([h for h in hits if h["text_rank"]]) == 3
+    monkeypatch.undo()
+    hits = await search(client, admin.headers, "tiers", query="invoice courier", k=10)
+    assert len([h for h in hits if h["text_rank"]]) == 6
 
 
 async def test_k_bounds_the_hits_and_each_hit_says_where_it_comes_from(client, admin, handbook):
