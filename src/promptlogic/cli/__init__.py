@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from promptlogic.cli import prompts, serve, tenancy, worker
+from promptlogic.cli import evals, prompts, serve, tenancy, worker
 
 app = typer.Typer(
     help="promptlogic: business logic as data. Settings come from PROMPTLOGIC_* variables.",
@@ -19,6 +19,7 @@ app.command()(serve.migrate)
 app.command()(worker.worker)
 app.command()(prompts.pull)
 app.command()(prompts.push)
+app.command("eval")(evals.evaluate)
 
 
 def main() -> None:
