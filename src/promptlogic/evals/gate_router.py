@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from promptlogic.db.engine import SessionDep
-from promptlogic.errors import Forbidden, NotFound
+from promptlogic.errors import NotFound
 from promptlogic.evals import datasets, gates, service
 from promptlogic.evals.eval_schemas import EvalCreate
 from promptlogic.evals.specs import EvaluatorSpecs
 from promptlogic.prompts import service as prompts
 from promptlogic.prompts.labels import get_label
 from promptlogic.prompts.schemas import NAME_PATTERN
-from promptlogic.tenancy.auth import AdminPrincipal, PrincipalDep, ReadPrincipal
-from promptlogic.tenancy.principal import Principal
-from promptlogic.tenancy.roles import Scope
+from promptlogic.tenancy.auth import AdminPrincipal, ReadPrincipal, RunReadPrincipal
 
 router = APIRouter(prefix="/v1/prompts", tags=["evals"])
 
@@ -39,12 +37,6 @@ class GateRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Annotated[int, Field(strict=True, ge=1)]
-
-
-async def _evaluator(principal: PrincipalDep) -> Principal:
-    if not (principal.can(Scope.RUN) and principal.can(Scope.READ)):
-        raise Forbidden("Running a gate's evals needs the `run` and `read` scopes.")
-    return principal
 
 
 @router.put("/{name}/gates/{label}")
@@ -90,7 +82,7 @@ async def run_gate(
     name: PromptName,
     label: LabelName,
     body: GateRun,
-    principal: Annotated[Principal, Depends(_evaluator)],
+    principal: RunReadPrincipal,
     session: SessionDep,
 ) -> dict[str, Any]:
     """Queue the evals moving the label to `version` lacks: of that version, and (with

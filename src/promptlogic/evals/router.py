@@ -8,31 +8,22 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from promptlogic.db.engine import SessionDep
-from promptlogic.errors import Forbidden
 from promptlogic.evals import service
 from promptlogic.evals.eval_schemas import EvalCreate, EvalOut, ResultOut
 from promptlogic.evals.models import EvalResult, EvalRun
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.prompts.schemas import NAME_PATTERN
-from promptlogic.tenancy.auth import PrincipalDep, ReadPrincipal
-from promptlogic.tenancy.principal import Principal
-from promptlogic.tenancy.roles import Scope
+from promptlogic.tenancy.auth import ReadPrincipal, RunReadPrincipal
 
 router = APIRouter(prefix="/v1", tags=["evals"])
 
 FIRST_RESULTS = 100  # results inlined in GET /v1/evals/{id}
 
 
-async def _evaluator(principal: PrincipalDep) -> Principal:
-    if not (principal.can(Scope.RUN) and principal.can(Scope.READ)):
-        raise Forbidden("Running an eval needs the `run` and `read` scopes.")
-    return principal
-
-
-EvalPrincipal = Annotated[Principal, Depends(_evaluator)]
+EvalPrincipal = RunReadPrincipal  # an eval runs prompts and reads a dataset
 
 
 def result_out(result: EvalResult) -> ResultOut:

@@ -14,7 +14,12 @@ from promptlogic.rules import policy, preview, tokens, workflow
 from promptlogic.rules.policy import RulesPolicy
 from promptlogic.rules.schemas import CheckOut, CheckRequest, PreviewRequest
 from promptlogic.runs.pipeline import RunServices
-from promptlogic.tenancy.auth import PrincipalDep, RulesPrincipal, WritePrincipal
+from promptlogic.tenancy.auth import (
+    PrincipalDep,
+    RulesPrincipal,
+    RunRulesPrincipal,
+    WritePrincipal,
+)
 from promptlogic.tenancy.principal import Principal
 from promptlogic.tenancy.roles import Scope
 
@@ -29,13 +34,6 @@ async def _policy_reader(principal: PrincipalDep) -> Principal:
         principal.can(Scope.READ) or principal.can(Scope.RULES)
     ):
         raise Forbidden("Reading a prompt's rules policy needs the `read` or `rules` scope.")
-    return principal
-
-
-async def _previewer(principal: PrincipalDep) -> Principal:
-    """A preview runs the prompt twice: it needs both `rules` and `run`."""
-    if not (principal.can(Scope.RULES) and principal.can(Scope.RUN)):
-        raise Forbidden("Previewing rules needs the `rules` and `run` scopes.")
     return principal
 
 
@@ -84,7 +82,7 @@ async def check_rule(
 @router.post("/rules/preview")
 async def preview_rules(
     body: PreviewRequest,
-    principal: Annotated[Principal, Depends(_previewer)],
+    principal: RunRulesPrincipal,  # a preview runs the prompt twice
     session: SessionDep,
     request: Request,
 ) -> dict[str, Any]:

@@ -208,9 +208,24 @@ def require_scope(scope: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]
     return dependency
 
 
+def require_scopes(*scopes: Scope) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that insists on every one of `scopes` (403 naming them otherwise), for
+    what does two things at once (an eval runs prompts and reads a dataset)."""
+
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not all(principal.can(scope) for scope in scopes):
+            named = " and ".join(f"`{scope.value}`" for scope in scopes)
+            raise Forbidden(f"This needs the {named} scopes.")
+        return principal
+
+    return dependency
+
+
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 ReadPrincipal = Annotated[Principal, Depends(require_scope(Scope.READ))]
 WritePrincipal = Annotated[Principal, Depends(require_scope(Scope.WRITE))]
 RunPrincipal = Annotated[Principal, Depends(require_scope(Scope.RUN))]
 AdminPrincipal = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]
 RulesPrincipal = Annotated[Principal, Depends(require_scope(Scope.RULES))]
+RunReadPrincipal = Annotated[Principal, Depends(require_scopes(Scope.RUN, Scope.READ))]
+RunRulesPrincipal = Annotated[Principal, Depends(require_scopes(Scope.RULES, Scope.RUN))]
