@@ -74,6 +74,8 @@ def test_the_walk_finds_the_pages():
     assert ("POST", "/prompts/{name}/labels/{label}/move") in UNSAFE_ROUTES
     assert ("GET", "/rules/prompt/{name}") in GUARDED
     assert ("GET", "/rules") not in OUTSIDE_RULES
+    assert ("POST", "/evals-new") in UNSAFE_ROUTES
+    assert ("POST", "/datasets/{dataset}/import") in UNSAFE_ROUTES
 
 
 @pytest.mark.parametrize(("method", "path"), GUARDED)

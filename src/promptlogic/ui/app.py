@@ -18,7 +18,9 @@ from promptlogic.settings import Settings
 from promptlogic.ui.routes import (
     account,
     context,
+    datasets,
     editor,
+    evals,
     knowledge,
     playground,
     prompts,
@@ -41,7 +43,19 @@ def create_ui(state: State, app_settings: Settings) -> FastAPI:
     state.cookie_signer = CookieSigner(app_settings.resolved_secret_key())
     ui.add_middleware(SecurityHeaders)
     ui.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    modules = (account, prompts, editor, playground, runs, context, knowledge, rules, settings)
+    modules = (
+        account,
+        prompts,
+        editor,
+        playground,
+        runs,
+        evals,
+        datasets,
+        context,
+        knowledge,
+        rules,
+        settings,
+    )
     for module in modules:
         ui.include_router(module.router)
     ui.add_exception_handler(NotSignedIn, _not_signed_in)

@@ -6,8 +6,10 @@ now, so nothing is promoted unseen; the move itself is the same service call as 
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
@@ -16,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.db.engine import SessionDep
 from promptlogic.errors import InvalidInput, NotFound, Problem
+from promptlogic.evals import gates
+from promptlogic.evals.models import Dataset, PromptGate
 from promptlogic.prompts import labels as label_service
 from promptlogic.prompts import service
 from promptlogic.prompts.models import Prompt, PromptLabel
@@ -25,6 +29,8 @@ from promptlogic.rules import policy as rules_policy
 from promptlogic.rules.policy import RulesPolicy
 from promptlogic.tenancy.roles import Scope
 from promptlogic.ui.diffview import compare
+from promptlogic.ui.routes.evals import evaluator_text, percent
+from promptlogic.ui.sessions import SignedIn
 from promptlogic.ui.web import Editor, Reader, flash, page, redirect
 
 router = APIRouter()
@@ -181,6 +187,7 @@ async def _prompt_page(
         session, tenant_id=member.tenant.id, name=name, limit=PAGE_SIZE, cursor=cursor
     )
     labels = await _labels(session, member.tenant.id, prompt)
+    gated = await _gates(session, member.tenant.id, prompt)
     on_version: dict[int, list[str]] = {}
     for label in labels:
         for arm in label.split or [{"version": label.version}]:
@@ -197,6 +204,9 @@ async def _prompt_page(
         "policy_set": prompt.rules_policy is not None,
         "policy_values": policy_values or _policy_values(policy),
         "policy_errors": policy_errors or {},
+        "gates": gated,
+        "evaluator_text": evaluator_text,
+        "percent": percent,
     }
     return page(request, "prompts/detail.html", context, status_code=status_code)
 
@@ -315,6 +325,19 @@ async def _labels(
     ]
 
 
+async def _gates(
+    session: AsyncSession, tenant_id: uuid.UUID, prompt: Prompt
+) -> dict[str, tuple[PromptGate, Dataset]]:
+    """The prompt's promotion gates by label, each with its dataset, in one query."""
+    rows = await session.execute(
+        PromptGate.for_tenant(tenant_id, PromptGate, Dataset)
+        .join(Dataset, Dataset.id == PromptGate.dataset_id)
+        .where(PromptGate.prompt_id == prompt.id)
+        .order_by(PromptGate.label)
+    )
+    return {gate.label: (gate, dataset) for gate, dataset in rows}
+
+
 @router.get("/prompts/{name}/versions/{number}")
 async def version_page(
     request: Request, member: Reader, session: SessionDep, name: Name, number: Number
@@ -371,17 +394,69 @@ async def diff_page(
     return page(request, "prompts/diff.html", context)
 
 
-@router.get("/prompts/{name}/labels/{label}/move")
-async def confirm_move(
+def _start_eval_url(prompt: Prompt, gate: PromptGate, dataset: Dataset, version: int) -> str:
+    """The eval form, filled in with what a gate needs of `version`."""
+    query = {
+        "prompt": prompt.name,
+        "target": str(version),
+        "dataset": dataset.name,
+        "evaluators": json.dumps(gate.evaluators, ensure_ascii=False),
+    }
+    return f"/ui/evals-new?{urlencode(query)}"
+
+
+async def _gate_check(
+    session: AsyncSession,
+    prompt: Prompt,
+    label: str,
+    target: int,
+    state: label_service.LabelState | None,
+) -> dict[str, Any] | None:
+    """The label's gate and what it says of moving the label to `target`: each check that
+    fails (as the move would answer it), and the evals it counts; None without a gate."""
+    gate = await gates.find_gate(
+        session, tenant_id=prompt.tenant_id, prompt_id=prompt.id, label=label
+    )
+    if gate is None:
+        return None
+    dataset = await gates.dataset_of(session, gate)
+    current = state.version if state is not None else None
+    moving = state is None or state.version != target or bool(state.split)
+    failures = await gates.failures(session, gate, prompt, [target], current) if moving else []
+    versions = [target]
+    if gate.no_regressions and current is not None and current != target:
+        versions.insert(0, current)  # the baseline the target must not regress against
+    evals = [
+        (version, await gates.latest_eval(session, gate, prompt, dataset, version))
+        for version in versions
+    ]
+    return {
+        "gate": gate,
+        "dataset": dataset,
+        "current": current,
+        "moving": moving,
+        "failures": failures,
+        "evals": evals,
+        "start_urls": {
+            version: _start_eval_url(prompt, gate, dataset, version) for version in versions
+        },
+    }
+
+
+async def _move_page(
     request: Request,
-    member: Editor,
-    session: SessionDep,
-    name: Name,
-    label: Label,
-    version: Annotated[int, Query(ge=1, lt=2**31)],
-    rollback: bool = False,
+    member: SignedIn,
+    session: AsyncSession,
+    name: str,
+    label: str,
+    version: int,
+    rollback: bool,
+    *,
+    refused: list[dict[str, Any]] | None = None,
+    status_code: int = 200,
 ) -> Response:
-    """The confirmation: where the label is, where it would go, and the diff between them."""
+    """The confirmation: where the label is, where it would go, the diff between them, and the
+    label's gate with whether it lets the move through (or, after a refused move, why not)."""
     prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
     target = await service.version_row(session, prompt, version)
     current = None
@@ -403,8 +478,26 @@ async def confirm_move(
         "protected": protected,
         "allowed": not protected or member.can(Scope.ADMIN),
         "rollback": rollback,
+        "gate": await _gate_check(session, prompt, label, target.number, state),
+        "refused": refused,
+        "evaluator_text": evaluator_text,
+        "percent": percent,
     }
-    return page(request, "prompts/move.html", context)
+    return page(request, "prompts/move.html", context, status_code=status_code)
+
+
+@router.get("/prompts/{name}/labels/{label}/move")
+async def confirm_move(
+    request: Request,
+    member: Editor,
+    session: SessionDep,
+    name: Name,
+    label: Label,
+    version: Annotated[int, Query(ge=1, lt=2**31)],
+    rollback: bool = False,
+) -> Response:
+    """The confirmation of a move, with the diff and the label's gate."""
+    return await _move_page(request, member, session, name, label, version, rollback)
 
 
 @router.post("/prompts/{name}/labels/{label}/move")
@@ -416,21 +509,38 @@ async def move(
     label: Label,
     version: Annotated[int, Form(ge=1, lt=2**31)],
     expected: Annotated[str, Form(max_length=20)] = "",
+    rollback: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
+    """Move the label, if it still points where the page showed and its gate lets it; a gate's
+    refusal shows the confirmation again with what failed."""
     try:
         expected_version = int(expected) if expected else None
     except ValueError:
         raise InvalidInput.field("expected", "must be a version number") from None
-    await label_service.move_label(
-        session,
-        tenant_id=member.tenant.id,
-        name=name,
-        label=label,
-        version=version,
-        expected_version=expected_version,
-        actor=member.actor,
-        may_move_protected=member.can(Scope.ADMIN),
-    )
+    try:
+        await label_service.move_label(
+            session,
+            tenant_id=member.tenant.id,
+            name=name,
+            label=label,
+            version=version,
+            expected_version=expected_version,
+            actor=member.actor,
+            may_move_protected=member.can(Scope.ADMIN),
+        )
+    except gates.GateRefused as refusal:
+        await session.rollback()
+        return await _move_page(
+            request,
+            member,
+            session,
+            name,
+            label,
+            version,
+            bool(rollback),
+            refused=refusal.errors or [{"field": "gate", "message": refusal.detail}],
+            status_code=refusal.status,
+        )
     response = redirect(f"/ui/prompts/{name}")
     return flash(request, response, f"`{label}` now points at version {version}.")
 
