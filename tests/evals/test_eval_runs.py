@@ -10,7 +10,7 @@ from promptlogic.evals.runner import run_eval
 from promptlogic.jobs.worker import WorkerOptions, run_worker
 from promptlogic.runs.pipeline import RunServices
 from tests.factories import make_key, make_tenant
-from tests.fakes.openai_server import Reply
+from tests.fakes.openai_server import Reply, Usage
 from tests.helpers import assert_problem
 from tests.runs.support import make_prompt, use_fake
 
@@ -232,3 +232,21 @@ async def test_another_tenants_eval_is_unknown(app, client, admin, fake_openai, 
     assert (await client.get("/v1/evals", headers=stranger.headers)).json()["items"] == []
     mine = await client.get(f"/v1/evals/{eval_id}", headers=admin.headers)
     assert mine.json()["status"] == "queued"
+
+
+async def test_a_spending_cap_ends_the_eval_with_the_reason(app, client, admin, fake_openai):
+    await setup(client, admin, fake_openai)
+    price = {"input_per_million": 100, "output_per_million": 0}
+    await client.put("/v1/models/gpt-4o-mini", headers=admin.headers, json=price)
+    fake_openai.set_default(Reply(usage=Usage(1000, 0)))  # 0.1 USD a run
+    limits = {"requests_per_minute": None, "monthly_spend_cap": 0.1}
+    assert (await client.put("/v1/limits", headers=admin.headers, json=limits)).is_success
+
+    done = await finish(
+        app, client, admin, (await start(client, admin, concurrency=1)).json()["id"]
+    )
+
+    assert done["status"] == "failed"
+    assert "monthly spend cap" in done["error"]
+    assert done["progress"]["completed"] == 1  # the run within the cap is kept
+    assert fake_openai.call_count() == 1
