@@ -88,12 +88,9 @@ def _no_dataset(name: str) -> NotFound:
 
 
 async def get_dataset(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> Dataset:
-    """The tenant's dataset called `name`; 404 otherwise."""
-    dataset = await session.scalar(
-        Dataset.for_tenant(tenant_id)
-        .where(Dataset.name == name)
-        .execution_options(populate_existing=True)
-    )
+    """The tenant's dataset called `name`; 404 otherwise. A plain read: the session's own
+    unflushed changes to it are kept (a refreshing read would silently undo them)."""
+    dataset = await session.scalar(Dataset.for_tenant(tenant_id).where(Dataset.name == name))
     if dataset is None:
         raise _no_dataset(name)
     return dataset
