@@ -112,7 +112,8 @@ def _print_banner(
         f"  API docs:   {url}/docs",
     ]
     if with_worker:
-        lines.append("  Worker:     one `promptlogic worker` runs background jobs (ingestion)")
+        worker = "  Worker:     one `promptlogic worker` runs background jobs (ingestion, evals)"
+        lines.append(worker)
     if credentials is not None:
         lines += [
             f"  Demo login: {credentials.email} / {credentials.password}  (the web UI's admin)",
