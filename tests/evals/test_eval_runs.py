@@ -250,3 +250,40 @@ async def test_a_spending_cap_ends_the_eval_with_the_reason(app, client, admin, 
     assert "monthly spend cap" in done["error"]
     assert done["progress"]["completed"] == 1  # the run within the cap is kept
     assert fake_openai.call_count() == 1
+
+
+async def test_an_eval_does_not_outlive_its_authors_key(
+    app, client, admin, fake_openai, session, tenant
+):
+    await setup(client, admin, fake_openai)
+    key = await make_key(session, tenant, ["run", "read"], name="ci")
+    eval_id = (await start(client, key)).json()["id"]
+    assert (await client.delete(f"/v1/api-keys/{key.key.id}", headers=admin.headers)).is_success
+
+    done = await finish(app, client, admin, eval_id)
+
+    assert done["status"] == "failed"
+    assert done["error"] == "the API key that started it was revoked"
+    assert fake_openai.call_count() == 0
+
+
+async def test_revoking_the_key_stops_a_running_eval(
+    app, client, admin, fake_openai, session, tenant
+):
+    await setup(client, admin, fake_openai)
+    fake_openai.set_default(Reply(delay=0.3))
+    key = await make_key(session, tenant, ["run", "read"], name="ci")
+    eval_id = (await start(client, key, concurrency=1)).json()["id"]
+    worker = asyncio.create_task(run_eval(RunServices.of(app.state), tenant.id, uuid.UUID(eval_id)))
+    for _ in range(100):  # until one result is stored
+        await asyncio.sleep(0.05)
+        shown = (await client.get(f"/v1/evals/{eval_id}", headers=admin.headers)).json()
+        if shown["progress"]["completed"] >= 1:
+            break
+    assert (await client.delete(f"/v1/api-keys/{key.key.id}", headers=admin.headers)).is_success
+    assert await worker == "failed"
+
+    done = (await client.get(f"/v1/evals/{eval_id}", headers=admin.headers)).json()
+    assert done["error"] == "the API key that started it was revoked"
+    assert done["progress"]["completed"] < 3
+    assert fake_openai.call_count() < 3

@@ -44,6 +44,7 @@ from promptlogic.evals.summary import summarize
 from promptlogic.jobs.queue import queries_on
 from promptlogic.rules.preview import with_draft
 from promptlogic.runs.pipeline import RUN_ID_HEADER, RunRequest, RunServices, execute_run
+from promptlogic.tenancy.models import ApiKey, Membership
 from promptlogic.tenancy.principal import Principal
 from promptlogic.tenancy.roles import Scope
 from promptlogic.usage.limiter import UsageLimited
@@ -118,6 +119,24 @@ def principal_of(run: EvalRun) -> Principal:
     )
 
 
+async def _starter_gone(session: AsyncSession, run: EvalRun) -> str | None:
+    """Why whoever started the eval may no longer run prompts (its API key revoked or expired,
+    the member removed from the tenant), or None: an eval does not outlive its author's
+    access."""
+    who = uuid.UUID(run.principal["id"])
+    if run.principal["kind"] == "user":
+        member = await session.scalar(
+            Membership.for_tenant(run.tenant_id, Membership.id).where(Membership.user_id == who)
+        )
+        return None if member is not None else "its author is no longer a member of the tenant"
+    key = await session.scalar(ApiKey.for_tenant(run.tenant_id).where(ApiKey.id == who))
+    if key is None or key.revoked_at is not None:
+        return "the API key that started it was revoked"
+    if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+        return "the API key that started it has expired"
+    return None
+
+
 async def _begin(
     services: RunServices, tenant_id: uuid.UUID, eval_id: uuid.UUID
 ) -> tuple[EvalRun, list[_Case], set[tuple[uuid.UUID, int]]] | None:
@@ -130,6 +149,10 @@ async def _begin(
             return None
         if run.dataset_id is None:
             await _finish(session, run, "failed", "the dataset was deleted")
+            return None
+        gone = await _starter_gone(session, run)
+        if gone is not None:
+            await _finish(session, run, "failed", gone)
             return None
         rows = await session.scalars(
             DatasetCase.for_tenant(tenant_id)
@@ -155,12 +178,16 @@ async def _begin(
         return run, cases, done
 
 
-async def _still_running(services: RunServices, run: EvalRun) -> bool:
+async def _why_stop(services: RunServices, run: EvalRun) -> _Stop | None:
+    """Before each case: whether the eval was cancelled, or its author lost access."""
     async with services.sessions() as session:
         status = await session.scalar(
             EvalRun.for_tenant(run.tenant_id, EvalRun.status).where(EvalRun.id == run.id)
         )
-    return status == "running"
+        if status != "running":
+            return _Stop("cancelled")
+        gone = await _starter_gone(session, run)
+    return None if gone is None else _Stop("failed", gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +316,9 @@ async def run_eval(services: RunServices, tenant_id: uuid.UUID, eval_id: uuid.UU
         async with slots:
             if stop:
                 return
-            if not await _still_running(services, run):
-                stop.append(_Stop("cancelled"))
+            halt = await _why_stop(services, run)
+            if halt is not None:
+                stop.append(halt)
                 return
             request = RunRequest(
                 name=run.prompt,
