@@ -309,45 +309,55 @@ async def run_eval(services: RunServices, tenant_id: uuid.UUID, eval_id: uuid.UU
         case_services = with_draft(services, scope, run.rules["draft"])
     validate = make_validate(services.renderer, tenant_id)
     judge = _patient_judge(make_judge(services, principal))
-    slots = asyncio.Semaphore(run.concurrency)
     stop: list[_Stop] = []
 
     async def one(case: _Case, attempt: int) -> None:
-        async with slots:
+        halt = await _why_stop(services, run)
+        if halt is not None:
+            stop.append(halt)
+            return
+        request = RunRequest(
+            name=run.prompt,
+            selector=("version", run.version),
+            variables=case.inputs,
+            end_user=f"eval-{run.id}",
+            metadata={"eval": str(run.id), "case": str(case.case_id), "attempt": attempt},
+        )
+        try:
+            ran = await _run_case(case_services, principal, request, case.expected)
+            scored = await score_case(specs, ran.result, validate=validate, judge=judge)
+        except _Stop as stopped:
+            stop.append(stopped)
+            return
+        await _store(services, run, case, attempt, ran, scored, specs)
+
+    todo = iter(
+        [
+            (case, attempt)
+            for case in cases
+            for attempt in range(run.repeat)
+            if (case.case_id, attempt) not in done
+        ]
+    )
+
+    async def lane() -> None:
+        """One of `concurrency` lanes taking the next case until none is left (a task per
+        lane, not per case: an eval of 100,000 runs holds `concurrency` of them)."""
+        for case, attempt in todo:
             if stop:
                 return
-            halt = await _why_stop(services, run)
-            if halt is not None:
-                stop.append(halt)
-                return
-            request = RunRequest(
-                name=run.prompt,
-                selector=("version", run.version),
-                variables=case.inputs,
-                end_user=f"eval-{run.id}",
-                metadata={"eval": str(run.id), "case": str(case.case_id), "attempt": attempt},
-            )
-            try:
-                ran = await _run_case(case_services, principal, request, case.expected)
-                scored = await score_case(specs, ran.result, validate=validate, judge=judge)
-            except _Stop as stopped:
-                stop.append(stopped)
-                return
-            await _store(services, run, case, attempt, ran, scored, specs)
+            await one(case, attempt)
 
-    todo = [
-        (case, attempt)
-        for case in cases
-        for attempt in range(run.repeat)
-        if (case.case_id, attempt) not in done
-    ]
     error: str | None = None
     status = "succeeded"
     try:
-        await asyncio.gather(*(one(case, attempt) for case, attempt in todo))
+        async with asyncio.TaskGroup() as lanes:  # one failing lane cancels the others
+            for _ in range(run.concurrency):
+                lanes.create_task(lane())
     except Exception as failure:
+        first = failure.exceptions[0] if isinstance(failure, ExceptionGroup) else failure
         log.exception("eval %s failed", eval_id)
-        status, error = "failed", f"{type(failure).__name__}: {failure}"
+        status, error = "failed", f"{type(first).__name__}: {first}"
     if stop and status == "succeeded":
         status, error = stop[0].status, stop[0].reason
     async with services.sessions() as session:
