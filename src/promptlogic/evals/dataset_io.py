@@ -18,8 +18,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.responses import StreamingResponse
 
 from promptlogic.errors import InvalidInput, PayloadTooLarge
+from promptlogic.etags import etag_of
 from promptlogic.evals import datasets
 from promptlogic.evals.dataset_schemas import (
     TAG_SEPARATOR,
@@ -27,9 +29,10 @@ from promptlogic.evals.dataset_schemas import (
     ImportLine,
     field_errors,
 )
-from promptlogic.evals.models import DatasetCase
+from promptlogic.evals.models import Dataset, DatasetCase
 
 Format = Literal["jsonl", "csv"]
+MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 MAX_LINES = 10_000  # cases per upload, as a context records upload
 RESERVED_COLUMNS = ("expected", "tags", "notes")
 EXPORT_PAGE = 500
@@ -275,3 +278,39 @@ async def export_chunks(
                 return
             yield await asyncio.to_thread(encode_page, page, file_format, names)
             after = page[-1].case_id
+
+
+async def export_response(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    tenant_id: uuid.UUID,
+    dataset: Dataset,
+    revision: int,
+    file_format: Format,
+) -> StreamingResponse:
+    """The cases of `revision` as a download, for the API and the web UI alike. A CSV whose
+    input names cannot be columns is refused (422) now, not as a broken download later."""
+    names: list[str] = []
+    if file_format == "csv":
+        names = await datasets.input_names(
+            session, tenant_id=tenant_id, dataset_id=dataset.id, revision=revision
+        )
+        csv_columns(names)
+    chunks = export_chunks(
+        sessionmaker,
+        tenant_id=tenant_id,
+        dataset_id=dataset.id,
+        revision=revision,
+        file_format=file_format,
+        names=names,
+    )
+    filename = f"{dataset.name}-r{revision}.{file_format}"
+    return StreamingResponse(
+        chunks,
+        media_type=MEDIA_TYPES[file_format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "ETag": etag_of(revision),
+        },
+    )

@@ -46,7 +46,6 @@ JSONL_TYPES = {
     "text/plain",
 }
 CSV_TYPES = {"text/csv"}
-MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 DatasetPath = Annotated[str, Path(pattern=NAME_PATTERN, description="The dataset's name.")]
 CaseIdPath = Annotated[uuid.UUID, Path(description="The case's `case_id`.")]
@@ -174,25 +173,13 @@ async def export_cases(
     """The cases of a revision as JSONL or CSV, in added order; `:import` reads either back."""
     found = await datasets.get_dataset(session, tenant_id=principal.tenant_id, name=dataset)
     at = datasets.checked_revision(found, revision)
-    names: list[str] = []
-    if file_format == "csv":
-        names = await datasets.input_names(
-            session, tenant_id=principal.tenant_id, dataset_id=found.id, revision=at
-        )
-        dataset_io.csv_columns(names)  # a 422 now, not a broken download later
-    chunks = dataset_io.export_chunks(
+    return await dataset_io.export_response(
+        session,
         request.app.state.sessionmaker,
         tenant_id=principal.tenant_id,
-        dataset_id=found.id,
+        dataset=found,
         revision=at,
         file_format=file_format,
-        names=names,
-    )
-    filename = f"{found.name}-r{at}.{file_format}"
-    return StreamingResponse(
-        chunks,
-        media_type=MEDIA_TYPES[file_format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "ETag": etag_of(at)},
     )
 
 

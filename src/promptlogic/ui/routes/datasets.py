@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,7 +41,6 @@ router = APIRouter()
 PAGE_SIZE = 50
 PICKER_SIZE = 200  # datasets offered in a form's select
 SHOWN_IMPORT_ERRORS = 200
-MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 DatasetName = Annotated[str, Path(pattern=NAME_PATTERN)]
 Revision = Annotated[int | None, Query(ge=0, le=MAX_NUMBER)]
 Cursor = Annotated[str | None, Query(max_length=500)]
@@ -374,25 +373,13 @@ async def export_cases(
     """The cases of a revision as a JSONL or CSV download, which the import reads back."""
     found = await datasets.get_dataset(session, tenant_id=member.tenant.id, name=dataset)
     at = datasets.checked_revision(found, revision)
-    names: list[str] = []
-    if file_format == "csv":
-        names = await datasets.input_names(
-            session, tenant_id=member.tenant.id, dataset_id=found.id, revision=at
-        )
-        dataset_io.csv_columns(names)  # an error page now, not a broken download later
-    chunks = dataset_io.export_chunks(
+    return await dataset_io.export_response(
+        session,
         request.app.state.sessionmaker,
         tenant_id=member.tenant.id,
-        dataset_id=found.id,
+        dataset=found,
         revision=at,
         file_format=file_format,
-        names=names,
-    )
-    filename = f"{found.name}-r{at}.{file_format}"
-    return StreamingResponse(
-        chunks,
-        media_type=MEDIA_TYPES[file_format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
