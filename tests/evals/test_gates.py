@@ -4,7 +4,7 @@ fails), and allows it once the evals pass."""
 from __future__ import annotations
 
 from tests.evals.test_eval_runs import dataset, finish, start
-from tests.factories import make_key
+from tests.factories import make_key, make_tenant
 from tests.helpers import assert_problem
 from tests.runs.support import make_prompt, use_fake
 
@@ -137,3 +137,23 @@ async def test_only_admins_set_gates(client, admin, fake_openai, session, tenant
     removed = await client.delete("/v1/prompts/triage/gates/production", headers=admin.headers)
     assert removed.status_code == 204
     assert (await move(client, admin, 2)).status_code == 200  # no gate, no check
+
+
+async def test_another_tenants_dataset_is_unknown_to_gates_and_evals(
+    client, admin, fake_openai, session
+):
+    await gated(client, admin, fake_openai)
+    other = await make_tenant(session, "other")
+    stranger = await make_key(session, other, ["admin"])
+    made = await client.post("/v1/datasets", headers=stranger.headers, json={"name": "theirs"})
+    assert made.status_code == 201, made.text
+
+    gate = await client.put(
+        "/v1/prompts/triage/gates/production",
+        headers=admin.headers,
+        json={**GATE, "dataset": "theirs"},
+    )
+    assert_problem(gate, 404)
+    assert_problem(await start(client, admin, dataset="theirs"), 404)
+    shown = await client.get("/v1/prompts/triage/gates/production", headers=admin.headers)
+    assert shown.json()["dataset"] == "tickets"  # unchanged

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from tests.factories import make_key, make_tenant
 from tests.fakes.openai_server import Reply
 from tests.helpers import assert_problem
 from tests.prompts.test_bindings import make_bound_prompt, render
@@ -192,3 +193,14 @@ async def test_a_rule_set_token_checks_only_its_own_set(client, admin, author, p
         "/v1/rules/check", headers=token, json={"rule": mine["id"], "set": "account-2"}
     )
     assert assert_problem(both, 422)["errors"][0]["field"] == "body.rule"  # never judged
+
+
+async def test_another_tenants_rule_cannot_be_checked(client, admin, session):
+    other = await make_tenant(session, "other")
+    stranger = await make_key(session, other, ["admin"])
+    theirs = await create_rule(client, stranger.headers, set="s", text="Their secret rule.")
+    answer = await client.post(
+        "/v1/rules/check", headers=admin.headers, json={"rule": theirs["id"]}
+    )
+    assert_problem(answer, 404)
+    assert "Their secret rule" not in answer.text
