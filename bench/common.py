@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
@@ -42,16 +41,13 @@ def database_url() -> str:
 def scratch_database(name: str = "promptlogic_bench") -> Iterator[str]:
     """A database on a fresh embedded Postgres in a temporary directory, stopped and deleted
     afterwards: for benchmarks that load much data, so no developer's database is touched."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
     with tempfile.TemporaryDirectory(prefix="pl-bench-", ignore_cleanup_errors=True) as root:
-        server = pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
+        data_dir = Path(root) / "pgdata"
+        server = embedded.start_server(data_dir, cleanup_mode="delete")
         try:
             yield embedded.ensure_database(server, name)
         finally:
-            server.cleanup()
+            embedded.stop_server(data_dir)
 
 
 def bench_settings() -> Settings:
