@@ -14,6 +14,12 @@ from promptlogic.knowledge import search as search_module
 from promptlogic.knowledge import service
 from promptlogic.knowledge.embeddings import EmbeddingSpec
 from promptlogic.knowledge.ingestion import ingest_document
+from promptlogic.knowledge.models import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    SUPPORTED_DIMENSIONS,
+    hnsw_index_name,
+)
 from promptlogic.knowledge.schemas import DocumentIn
 from promptlogic.knowledge.search import EF_SEARCH
 from tests.helpers import assert_names_field, assert_problem
@@ -386,6 +392,19 @@ async def test_the_vector_ranking_uses_the_hnsw_index_of_the_dimension(session, 
     assert "Index Scan using ix_knowledge_chunks_hnsw_256 on knowledge_chunks" in plan
     exact = plan[plan.index("CTE exact") :]
     assert "never executed" in exact, "the exact fallback ran although the index answered"
+
+
+async def test_every_hnsw_index_is_built_with_the_models_parameters(session):
+    """The migrations, not the models, build the indexes: they must agree."""
+    rows = await session.execute(
+        text(
+            "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
+            " WHERE a.amname = 'hnsw' ORDER BY c.relname"
+        )
+    )
+    expected = [f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"]
+    found = {name: sorted(options or []) for name, options in rows}
+    assert found == {hnsw_index_name(size): sorted(expected) for size in SUPPORTED_DIMENSIONS}
 
 
 async def test_a_filter_that_starves_the_index_still_gets_k_exact_results(

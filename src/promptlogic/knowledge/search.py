@@ -7,7 +7,7 @@ rank), a missing rank adding nothing.
 
 The vector list uses the HNSW index of the collection's dimension: the statement repeats the
 index's expression (`embedding::vector(N)`) and predicate (`dimensions = N`) as literals, so
-the planner can match it. An approximate index scan returns `hnsw.ef_search` candidates (400
+the planner can match it. An approximate index scan returns `hnsw.ef_search` candidates (500
 here, pgvector's default 40 finds only about half of the true ten nearest on hashed vectors)
 and filters only those (pgvector 0.6 has no iterative scan): when a selective filter, or a
 small collection among large ones, leaves fewer than the list needs, the same statement falls
@@ -43,7 +43,7 @@ from promptlogic.knowledge.models import TEXT_SEARCH_CONFIG, vector_expression
 RRF_K = 60
 MIN_CANDIDATES = 40  # per list
 ANY_WORD_SCAN = 1_000  # chunks the any-word fallback ranks at most (see the module's docstring)
-EF_SEARCH = 400  # recall@10 0.93 at 100,000 chunks, p50 9 ms (bench/knowledge_search.py)
+EF_SEARCH = 500  # recall@10 0.956 at 100,000 chunks, p50 7 / p99 15 ms (bench/knowledge_search.py)
 
 
 @dataclass(frozen=True, slots=True)
