@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,6 +251,42 @@ async def test_a_slow_eval_times_out_with_3_and_is_cancelled(client, admin, fake
     assert [item["status"] for item in evals] == ["cancelled"]
 
 
+def losing_the_first_start(app: Any) -> Any:
+    """`app` behind a gateway that loses its answer to the first POST /v1/evals (the eval is
+    started all the same) and answers 502 instead."""
+    lost: list[bool] = []
+
+    async def gateway(scope: Any, receive: Any, send: Any) -> None:
+        first_start = scope["type"] == "http" and (scope["method"], scope["path"]) == (
+            "POST",
+            "/v1/evals",
+        )
+        if not first_start or lost:
+            await app(scope, receive, send)
+            return
+        lost.append(True)
+
+        async def drop(message: Any) -> None:
+            return None
+
+        await app(scope, receive, drop)
+        await send({"type": "http.response.start", "status": 502, "headers": []})
+        await send({"type": "http.response.body", "body": b"bad gateway"})
+
+    return gateway
+
+
+async def test_a_start_whose_answer_is_lost_is_retried_without_a_second_eval(
+    app, client, admin, fake_openai
+):
+    await setup(client, admin, fake_openai)
+    async with serving(losing_the_first_start(app)) as url, worker(app, client, admin):
+        ran = await cli(url, admin.token, "triage", *EXACT, "--min-pass", "0.6", *FAST)
+    assert ran.code == 0, ran
+    evals = (await client.get("/v1/evals", headers=admin.headers)).json()["items"]
+    assert [item["id"] for item in evals] == [ran.out.split()[1]]
+
+
 async def test_missing_settings_exit_2():
     no_url = await cli(None, "pl_secret-key-0123456789", "triage", *EXACT)
     assert no_url.code == 2, no_url
@@ -264,7 +301,7 @@ async def test_missing_settings_exit_2():
 
 async def test_an_unreachable_server_exits_4():
     url = f"http://127.0.0.1:{closed_port()}"
-    ran = await cli(url, "pl_secret-key-0123456789", "triage", *EXACT)
+    ran = await cli(url, "pl_secret-key-0123456789", "triage", *EXACT, *FAST)
     assert ran.code == 4, ran
     assert f"cannot reach {url}" in ran.err
     assert ran.out == ""

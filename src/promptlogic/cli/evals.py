@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -172,15 +173,19 @@ class _Server:
     def close(self) -> None:
         self._http.close()
 
-    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         try:
-            return self._http.request(method, path, json=body)
+            return self._http.request(method, path, json=body, headers=headers)
         except httpx.TransportError as exc:
             reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
             raise _Stop(UNREACHABLE, f"cannot reach {self.url} ({reason})") from None
 
-    def json(self, method: str, path: str, body: Any = None) -> Any:
-        return self.answer(self.call(method, path, body))
+    def json(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        return self.answer(self.call(method, path, body, headers))
 
     def answer(self, response: httpx.Response) -> Any:
         """The answer's JSON; a 4xx is the caller's mistake (2), a 5xx the server's (4)."""
@@ -259,6 +264,21 @@ def _progress(started: dict[str, Any], *, as_json: bool) -> Iterator[Callable[[d
 
     line(started)
     yield line
+
+
+def _start(server: _Server, body: dict[str, Any], wait: float) -> dict[str, Any]:
+    """Start the eval, retrying while the server cannot be reached, under one Idempotency-Key:
+    a retry after an answer that got lost gets the same eval, never a second one."""
+    headers = {"Idempotency-Key": f"promptlogic-eval-{uuid.uuid4()}"}
+    attempts = 1
+    while True:
+        try:
+            return server.json("POST", "/v1/evals", body, headers)
+        except _Stop as stop:
+            if stop.code != UNREACHABLE or attempts >= POLL_RETRIES:
+                raise
+        attempts += 1
+        time.sleep(wait)
 
 
 def _poll(server: _Server, path: str, failures: int) -> tuple[dict[str, Any] | None, int]:
@@ -410,7 +430,7 @@ def _verdict(body: dict[str, Any], plan: _Plan, ended: bool, timeout: float) -> 
 
 def _run(server: _Server, plan: _Plan, *, as_json: bool, timeout: float, poll: float) -> int:
     """Start the eval, wait for it, print the report; the exit code."""
-    started = server.json("POST", "/v1/evals", plan.body)
+    started = _start(server, plan.body, poll)
     try:
         with _progress(started, as_json=as_json) as show:
             body, ended = _wait(server, started, show, timeout, poll)

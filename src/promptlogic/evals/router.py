@@ -8,7 +8,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import JSONResponse
 
 from promptlogic.db.engine import SessionDep
 from promptlogic.evals import service
@@ -16,6 +17,7 @@ from promptlogic.evals.eval_schemas import EvalCreate, EvalOut, ResultOut
 from promptlogic.evals.models import EvalResult, EvalRun
 from promptlogic.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from promptlogic.prompts.schemas import NAME_PATTERN
+from promptlogic.runs import idempotency
 from promptlogic.tenancy.auth import ReadPrincipal, RunReadPrincipal
 
 router = APIRouter(prefix="/v1", tags=["evals"])
@@ -71,15 +73,34 @@ def eval_out(
     )
 
 
-@router.post("/evals", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/evals", status_code=status.HTTP_202_ACCEPTED, response_model=EvalOut)
 async def create_eval(
-    body: EvalCreate, principal: EvalPrincipal, session: SessionDep, response: Response
-) -> EvalOut:
+    body: EvalCreate,
+    principal: EvalPrincipal,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> EvalOut | JSONResponse:
     """Queue an eval of a prompt version (or the version a label points at now) on a
-    dataset's current revision; 202 with its id, then follow it with GET."""
+    dataset's current revision; 202 with its id, then follow it with GET. With an
+    `Idempotency-Key`, a repeat of the request answers the first eval, never a second one."""
+    key = None if idempotency_key is None else idempotency.checked_key(idempotency_key)
+    request_hash = idempotency.fingerprint("POST /v1/evals", body.model_dump(mode="json"))
+    if key is not None:
+        first = await idempotency.take_in(session, principal.tenant_id, key, request_hash)
+        if first is not None:
+            return JSONResponse(
+                first,
+                status_code=status.HTTP_202_ACCEPTED,
+                headers={"Location": f"/v1/evals/{first['id']}", "Idempotent-Replayed": "true"},
+            )
     run = await service.create_eval(session, principal, body)
+    created = eval_out(run)
+    if key is not None:
+        answer = created.model_dump(mode="json")
+        await idempotency.store_in(session, principal.tenant_id, key, answer)
     response.headers["Location"] = f"/v1/evals/{run.id}"
-    return eval_out(run)
+    return created
 
 
 @router.get("/evals")

@@ -1,9 +1,15 @@
-"""Idempotency-Key for runs: a retried request gets the first answer, never a second model call.
+"""Idempotency-Key: a retried request gets the first answer, never a second model call or eval.
 
-The key is claimed in its own committed transaction before the model is called, so a second
-request with the same key, on any worker, sees it at once: the same body while the first is
-running is a 409, a different body a 422, and once the first has answered, its response is
-replayed. Keys are kept for 24 hours. Streamed runs are not replayed (their answer was a stream).
+For a run, the key is claimed in its own committed transaction before the model is called, so a
+second request with the same key, on any worker, sees it at once: the same body while the first
+is running is a 409, a different body a 422, and once the first has answered, its response is
+replayed. Streamed runs are not replayed (their answer was a stream).
+
+A request whose work is one transaction (starting an eval) claims the key and stores its answer
+in that transaction (`take_in`, `store_in`): a concurrent repeat waits on the claim's row and
+then replays the answer, and a request that fails leaves no claim behind.
+
+Keys are one namespace per tenant and are kept for 24 hours.
 """
 
 from __future__ import annotations
@@ -51,38 +57,13 @@ class Claim:
 
     async def take(self, request_hash: str) -> dict[str, Any] | None:
         """Claim the key; return the stored response when it was already answered."""
-        now = datetime.now(UTC)
         async with self.sessionmaker() as session, session.begin():
-            await session.execute(delete(IdempotencyKey).where(*self._row(), _expired(now)))
-            inserted = await session.scalar(
-                insert(IdempotencyKey)
-                .values(
-                    tenant_id=self.tenant_id,
-                    key=self.key,
-                    request_hash=request_hash,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing()
-                .returning(IdempotencyKey.key)
-            )
-            if inserted is not None:
-                return None
-            existing = await session.scalar(select(IdempotencyKey).where(*self._row()))
-        assert existing is not None
-        if existing.request_hash != request_hash:
-            raise InvalidInput.field(
-                "header.Idempotency-Key", "was already used with a different request body"
-            )
-        if existing.response is None:
-            raise Conflict("A request with this Idempotency-Key is still running; retry later.")
-        return existing.response
+            return await take_in(session, self.tenant_id, self.key, request_hash)
 
     async def store(self, response: dict[str, Any]) -> None:
         """Keep the answer, to replay it for a repeat of the request."""
         async with self.sessionmaker() as session, session.begin():
-            await session.execute(
-                update(IdempotencyKey).where(*self._row()).values(response=response)
-            )
+            await store_in(session, self.tenant_id, self.key, response)
 
     async def release(self) -> None:
         """Give the key back: a request that failed may be retried with it."""
@@ -90,7 +71,46 @@ class Claim:
             await session.execute(delete(IdempotencyKey).where(*self._row()))
 
     def _row(self) -> tuple[Any, ...]:
-        return (IdempotencyKey.tenant_id == self.tenant_id, IdempotencyKey.key == self.key)
+        return _row(self.tenant_id, self.key)
+
+
+async def take_in(
+    session: AsyncSession, tenant_id: uuid.UUID, key: str, request_hash: str
+) -> dict[str, Any] | None:
+    """Claim `key` in `session`'s transaction; the stored response when it was already
+    answered. 422 when it was used for another request, 409 while that one is running."""
+    now = datetime.now(UTC)
+    await session.execute(delete(IdempotencyKey).where(*_row(tenant_id, key), _expired(now)))
+    inserted = await session.scalar(
+        insert(IdempotencyKey)
+        .values(tenant_id=tenant_id, key=key, request_hash=request_hash, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
+    if inserted is not None:
+        return None
+    existing = await session.scalar(select(IdempotencyKey).where(*_row(tenant_id, key)))
+    assert existing is not None
+    if existing.request_hash != request_hash:
+        raise InvalidInput.field(
+            "header.Idempotency-Key", "was already used with a different request body"
+        )
+    if existing.response is None:
+        raise Conflict("A request with this Idempotency-Key is still running; retry later.")
+    return existing.response
+
+
+async def store_in(
+    session: AsyncSession, tenant_id: uuid.UUID, key: str, response: dict[str, Any]
+) -> None:
+    """Keep the answer of the request that claimed `key`, in `session`'s transaction."""
+    await session.execute(
+        update(IdempotencyKey).where(*_row(tenant_id, key)).values(response=response)
+    )
+
+
+def _row(tenant_id: uuid.UUID, key: str) -> tuple[Any, ...]:
+    return (IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == key)
 
 
 def _expired(now: datetime) -> Any:
