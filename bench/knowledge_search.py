@@ -27,10 +27,10 @@ developer's data). Then, over generated queries:
 
 The table is VACUUM ANALYZEd after ingestion (as autovacuum would soon do); each measurement
 is preceded by a few warm-up queries. Times are wall clock in this process, database included.
-On 2 shared cores the full run takes about 30 minutes: 15 ingesting (the HNSW inserts are
+On 2 shared cores the full run takes 20 to 30 minutes: 8 ingesting (the HNSW inserts are
 most of it), most of the rest in the exact scans (the truth). `--explain` prints the plans.
 
-    .venv/bin/python bench/knowledge_search.py                  # 100,000 chunks, ~30 minutes
+    .venv/bin/python bench/knowledge_search.py                  # 100,000 chunks, 20-30 minutes
     .venv/bin/python bench/knowledge_search.py --quick          # 5,000 chunks, a smoke run
     .venv/bin/python bench/knowledge_search.py --chunks 20000 --ef-search 100 400 --explain
 """
