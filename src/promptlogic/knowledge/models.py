@@ -111,9 +111,9 @@ class Document(UUIDPrimaryKey, CreatedAt, TenantScoped, Base):
 
 # HNSW build parameters (pgvector's defaults are m 16, ef_construction 64). On the offline
 # embedder's hashed vectors at 100,000 chunks, built as chunks arrive, recall@10 at ef_search
-# 400: the defaults 0.82, m 32 with ef_construction 200 0.94, these 0.955 with a search half as
-# long (a node has half the links to follow), for about the same insert cost: a wide search
-# while building makes a better graph than more links per node (bench/knowledge_search.py).
+# 400: the defaults 0.82, m 32 with ef_construction 200 0.94, these 0.955 while following half
+# as many links at each step of a search, for about the same insert cost: a wide search while
+# building makes a better graph than more links per node (bench/knowledge_search.py).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 400
 
