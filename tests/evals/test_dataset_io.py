@@ -227,6 +227,14 @@ def test_csv_line_numbers_count_the_lines_of_quoted_fields():
     ]
 
 
+def test_an_import_takes_off_only_an_apostrophe_in_front_of_a_formula():
+    parsed = parse_csv(b"q,notes\n'tis,'=SUM(A1)\n'-5,''@x\n")
+    assert [(c.inputs, c.notes) for c in parsed.cases] == [
+        ({"q": "'tis"}, "=SUM(A1)"),
+        ({"q": "-5"}, "'@x"),
+    ]
+
+
 # Export
 
 
@@ -295,6 +303,42 @@ async def test_a_csv_export_imports_back_into_the_same_cases(client, admin):
     result = await imported(client, admin, response.content, CSV, name="copy")
     assert (result["written"], result["errors"]) == (4, [])
     assert content(await cases(client, admin, "copy")) == content(await cases(client, admin))
+
+
+FORMULA_CASES = [
+    {
+        "inputs": {
+            "link": '=HYPERLINK("http://evil.example/","click")',
+            "negative": "-5",
+            "plus": "+1",
+            "at": "@SUM(A1)",
+            "tab": "\tcmd",
+            "quoted": "'=1+1",
+            "apostrophe": "'tis",
+        },
+        "expected": "=2",
+        "notes": "-a note",
+    },
+    {"inputs": {"number": -7}, "expected": {"total": -7}},
+]
+
+
+async def test_a_csv_export_holds_no_formula_and_reads_back_the_same(client, admin):
+    """Cases come from end users' runs: a cell a spreadsheet would run gets an apostrophe in
+    front (shown as text), which the import takes off again."""
+    await make_dataset(client, admin)
+    await add(client, admin, FORMULA_CASES)
+    response = await export(client, admin, format="csv")
+    rows = list(csv.reader(io.StringIO(response.text, newline="")))
+    cells = [cell for row in rows for cell in row if cell]
+    assert [cell for cell in cells if cell[0] in "=+-@\t\r"] == []
+    assert {'\'=HYPERLINK("http://evil.example/","click")', "'-5", "''=1+1", "'tis"} <= set(cells)
+    await make_dataset(client, admin, "copy")
+    result = await imported(client, admin, response.content, CSV, name="copy")
+    assert (result["written"], result["errors"]) == (2, [])
+    copied = await cases(client, admin, "copy")
+    assert content(copied[:1]) == content((await cases(client, admin))[:1])
+    assert copied[1]["inputs"] == {"number": "-7"}  # typed inputs come back as text, as documented
 
 
 async def test_a_csv_export_writes_values_that_are_not_text_as_json(client, admin):

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ Format = Literal["jsonl", "csv"]
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 MAX_LINES = 10_000  # cases per upload, as a context records upload
 RESERVED_COLUMNS = ("expected", "tags", "notes")
+# A CSV cell that a spreadsheet would run as a formula (OWASP's list: = + - @ tab CR), after any
+# apostrophes: an export puts one more apostrophe in front, which spreadsheets take as "text",
+# and an import takes one off again, so an export reads back unchanged. Cases come from end
+# users' runs (`:from-run`): "=HYPERLINK(…)" must not become a live link in an admin's sheet.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
 EXPORT_PAGE = 500
 BOM = b"\xef\xbb\xbf"
 
@@ -117,6 +123,7 @@ def parse_csv(body: bytes) -> ParsedImport:
             start = reader.line_num + 1
             continue
         line, start = start, reader.line_num + 1
+        row = [_from_spreadsheet(cell) for cell in row]
         if header is None:
             problems = header_problems(row)
             if problems:
@@ -230,8 +237,18 @@ def _cell(value: Any) -> str:
 
 def csv_text(rows: Iterable[list[str]]) -> str:
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    csv.writer(out).writerows([_for_spreadsheet(cell) for cell in row] for row in rows)
     return out.getvalue()
+
+
+def _for_spreadsheet(cell: str) -> str:
+    """The cell with an apostrophe in front when a spreadsheet would run it as a formula."""
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def _from_spreadsheet(cell: str) -> str:
+    """The cell without the apostrophe an export put in front of a formula's first character."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
 
 
 def csv_row(case: DatasetCase, names: list[str]) -> list[str]:
