@@ -93,3 +93,14 @@ class EvalOut(BaseModel):
         default=None, description="The first page of per-case results (see `/results`)."
     )
     results_next_cursor: str | None = None
+
+
+class GateIn(BaseModel):
+    """A label's promotion gate: the eval a version must pass before the label moves to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Annotated[str, Field(pattern=NAME_PATTERN)]
+    evaluators: EvaluatorSpecs
+    min_pass_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
+    no_regressions: Annotated[bool, Field(strict=True)] = True

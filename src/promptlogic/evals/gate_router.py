@@ -11,8 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from promptlogic.db.engine import SessionDep
 from promptlogic.errors import NotFound
 from promptlogic.evals import datasets, gates, service
-from promptlogic.evals.eval_schemas import EvalCreate
-from promptlogic.evals.specs import EvaluatorSpecs
+from promptlogic.evals.eval_schemas import EvalCreate, GateIn
 from promptlogic.prompts import service as prompts
 from promptlogic.prompts.labels import get_label
 from promptlogic.prompts.schemas import NAME_PATTERN
@@ -22,15 +21,6 @@ router = APIRouter(prefix="/v1/prompts", tags=["evals"])
 
 PromptName = Annotated[str, Path(pattern=NAME_PATTERN)]
 LabelName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=50)]
-
-
-class GateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: Annotated[str, Field(pattern=NAME_PATTERN)]
-    evaluators: EvaluatorSpecs
-    min_pass_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
-    no_regressions: Annotated[bool, Field(strict=True)] = True
 
 
 class GateRun(BaseModel):

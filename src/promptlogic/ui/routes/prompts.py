@@ -7,6 +7,7 @@ now, so nothing is promoted unseen; the move itself is the same service call as 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -18,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptlogic.db.engine import SessionDep
 from promptlogic.errors import InvalidInput, NotFound, Problem
-from promptlogic.evals import gates
+from promptlogic.evals import datasets, gates
+from promptlogic.evals.eval_schemas import GateIn
 from promptlogic.evals.models import Dataset, PromptGate
 from promptlogic.prompts import labels as label_service
 from promptlogic.prompts import service
@@ -31,7 +33,7 @@ from promptlogic.tenancy.roles import Scope
 from promptlogic.ui.diffview import compare
 from promptlogic.ui.routes.evals import evaluator_text, percent
 from promptlogic.ui.sessions import SignedIn
-from promptlogic.ui.web import Editor, Reader, flash, page, redirect
+from promptlogic.ui.web import Admin, Editor, Reader, flash, page, redirect
 
 router = APIRouter()
 
@@ -178,9 +180,12 @@ async def _prompt_page(
     *,
     policy_values: dict[str, Any] | None = None,
     policy_errors: dict[str, str] | None = None,
+    gate_values: dict[str, Any] | None = None,
+    gate_errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The prompt's page; with the rules policy form as typed when it comes back with errors."""
+    """The prompt's page; with the rules policy or gate form as typed when it comes back with
+    errors."""
     prompt = await service.get_prompt(session, tenant_id=member.tenant.id, name=name)
     policy = rules_policy.policy_of(prompt.rules_policy)
     versions, next_cursor = await service.list_versions(
@@ -199,12 +204,15 @@ async def _prompt_page(
         "labels": labels,
         "on_version": on_version,
         "may_move_protected": member.can(Scope.ADMIN),
+        "may_gate": member.can(Scope.ADMIN),
         "list_url": LISTS[prompt.kind],  # type: ignore[index]
         "policy": policy,
         "policy_set": prompt.rules_policy is not None,
         "policy_values": policy_values or _policy_values(policy),
         "policy_errors": policy_errors or {},
         "gates": gated,
+        "gate_values": gate_values or GATE_DEFAULTS,
+        "gate_errors": gate_errors or {},
         "evaluator_text": evaluator_text,
         "percent": percent,
     }
@@ -300,6 +308,109 @@ async def save_rules_policy(
     )
     response = redirect(f"/ui/prompts/{prompt.name}#rules-policy")
     return flash(request, response, "Saved the rules policy.")
+
+
+GATE_DEFAULTS: dict[str, Any] = {
+    "label": "production",
+    "dataset": "",
+    "evaluators": '[{"type": "exact"}]',
+    "min_pass_rate": "1",
+    "no_regressions": True,
+}
+
+
+@router.post("/prompts/{name}/gates")
+async def save_gate(
+    request: Request,
+    member: Admin,
+    session: SessionDep,
+    name: Name,
+    label: Annotated[str, Form(max_length=100)] = "",
+    dataset: Annotated[str, Form(max_length=200)] = "",
+    evaluators: Annotated[str, Form(max_length=20_000)] = "",
+    min_pass_rate: Annotated[str, Form(max_length=20)] = "",
+    no_regressions: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Gate a label, or replace its gate (the API's `PUT …/gates/{label}`): it then moves only
+    to versions with a passing eval. Admins only, as protected labels are."""
+    prompt = await service.lock_prompt(session, tenant_id=member.tenant.id, name=name)
+    values = {
+        "label": label,
+        "dataset": dataset,
+        "evaluators": evaluators,
+        "min_pass_rate": min_pass_rate,
+        "no_regressions": bool(no_regressions),
+    }
+    errors: dict[str, str] = {}
+    label = label.strip()
+    if not re.fullmatch(LABEL_PATTERN, label):
+        errors["label"] = "a label: lowercase letters, digits, `.`, `_` and `-`, at most 50"
+    specs: Any = None
+    try:
+        specs = json.loads(evaluators)
+    except ValueError:
+        errors["evaluators"] = 'is not JSON: a list of evaluators, e.g. [{"type": "exact"}]'
+    rate: Any = min_pass_rate.strip() or "1"
+    try:
+        rate = float(rate)
+    except ValueError:
+        errors["min_pass_rate"] = "must be a number from 0 to 1"  # noqa: S105 - not a secret
+    body = {
+        "dataset": dataset.strip(),
+        "evaluators": specs,
+        "min_pass_rate": rate,
+        "no_regressions": bool(no_regressions),
+    }
+    gate_in = None
+    try:
+        gate_in = GateIn.model_validate(body)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = " ".join(str(part) for part in error["loc"][1:])
+            message = f"{where}: {error['msg']}" if where else error["msg"]
+            errors.setdefault(str(error["loc"][0]), message)
+    found = None
+    if "dataset" not in errors:
+        try:
+            found = await datasets.get_dataset(
+                session, tenant_id=member.tenant.id, name=body["dataset"]
+            )
+        except NotFound:
+            errors["dataset"] = f"there is no dataset named `{body['dataset']}`"
+    if errors or gate_in is None or found is None:
+        return await _prompt_page(
+            request,
+            member,
+            session,
+            prompt.name,
+            None,
+            gate_values=values,
+            gate_errors=errors,
+            status_code=422,
+        )
+    await gates.put_gate(
+        session,
+        prompt=prompt,
+        label=label,
+        dataset=found,
+        evaluators=[spec.model_dump(mode="json") for spec in gate_in.evaluators],
+        min_pass_rate=gate_in.min_pass_rate,
+        no_regressions=gate_in.no_regressions,
+        actor=member.actor,
+    )
+    response = redirect(f"/ui/prompts/{prompt.name}#gate-{label}")
+    return flash(request, response, f"Gated {label}: it moves only to versions that pass.")
+
+
+@router.post("/prompts/{name}/gates/{label}/delete")
+async def remove_gate(
+    request: Request, member: Admin, session: SessionDep, name: Name, label: Label
+) -> Response:
+    """Take a label's gate away: it moves freely again (protection aside)."""
+    prompt = await service.lock_prompt(session, tenant_id=member.tenant.id, name=name)
+    await gates.delete_gate(session, prompt=prompt, label=label, actor=member.actor)
+    response = redirect(f"/ui/prompts/{prompt.name}#gates-heading")
+    return flash(request, response, f"Removed the gate of {label}.")
 
 
 async def _labels(
