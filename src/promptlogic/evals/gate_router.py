@@ -41,9 +41,7 @@ async def put_gate(
         prompt=prompt,
         label=label,
         dataset=dataset,
-        evaluators=[spec.model_dump(mode="json") for spec in body.evaluators],
-        min_pass_rate=body.min_pass_rate,
-        no_regressions=body.no_regressions,
+        body=body,
         actor=principal.actor,
     )
     return gates.gate_json(gate, dataset_name=dataset.name)

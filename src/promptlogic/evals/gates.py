@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptlogic.audit import service as audit
 from promptlogic.audit.service import Actor
 from promptlogic.errors import Conflict, NotFound
+from promptlogic.evals.eval_schemas import GateIn
 from promptlogic.evals.models import Dataset, EvalRun, PromptGate
 from promptlogic.evals.outcomes import outcomes_of
 from promptlogic.evals.summary import Outcome, compare
@@ -164,21 +165,19 @@ async def put_gate(
     prompt: Prompt,
     label: str,
     dataset: Dataset,
-    evaluators: list[dict[str, Any]],
-    min_pass_rate: float,
-    no_regressions: bool,
+    body: GateIn,
     actor: Actor,
 ) -> PromptGate:
-    """Create or replace the gate of `label`; audited."""
+    """Create or replace the gate of `label` (on `dataset`, which `body` names); audited."""
     gate = await find_gate(session, tenant_id=prompt.tenant_id, prompt_id=prompt.id, label=label)
     before = None if gate is None else gate_json(gate, dataset_name=None)
     if gate is None:
         gate = PromptGate(tenant_id=prompt.tenant_id, prompt_id=prompt.id, label=label)
         session.add(gate)
     gate.dataset_id = dataset.id
-    gate.evaluators = evaluators
-    gate.min_pass_rate = min_pass_rate
-    gate.no_regressions = no_regressions
+    gate.evaluators = [spec.model_dump(mode="json") for spec in body.evaluators]
+    gate.min_pass_rate = body.min_pass_rate
+    gate.no_regressions = body.no_regressions
     gate.updated_by = actor.name
     gate.updated_at = datetime.now(UTC)
     await session.flush()

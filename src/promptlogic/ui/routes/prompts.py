@@ -393,9 +393,7 @@ async def save_gate(
         prompt=prompt,
         label=label,
         dataset=found,
-        evaluators=[spec.model_dump(mode="json") for spec in gate_in.evaluators],
-        min_pass_rate=gate_in.min_pass_rate,
-        no_regressions=gate_in.no_regressions,
+        body=gate_in,
         actor=member.actor,
     )
     response = redirect(f"/ui/prompts/{prompt.name}#gate-{label}")
