@@ -44,7 +44,10 @@ def start_server(data_dir: Path, *, cleanup_mode: str = "stop") -> Any:
         data_dir.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded Postgres in %s", data_dir)
         server = pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
-        _apply_shared_buffers(server, shared_buffers_mb())
+        # Under pgserver's lock between processes, which its start takes too: a process
+        # starting meanwhile waits, then finds the server restarted.
+        with pgserver.PostgresServer._lock:
+            _apply_shared_buffers(server, shared_buffers_mb())
         _servers[data_dir] = server
     return _servers[data_dir]
 
