@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from sqlalchemy import text
 
 from promptlogic.ui.sessions import SESSION_COOKIE
@@ -115,6 +117,33 @@ async def test_repeated_failures_are_throttled(app, owner, monkeypatch):
             )
             statuses.append(answer.status_code)
     assert statuses == [401, 401, 401, 429]
+
+
+def test_the_throttle_forgets_what_expired_and_keeps_what_did_not(monkeypatch):
+    """A spray of sign-ins with ever new emails must not grow the throttle for ever, and a
+    sweep must not forget an email still being guessed."""
+    from promptlogic.ui import sessions
+
+    clock = [1000.0]
+    monkeypatch.setattr(sessions, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    throttle = sessions.LoginThrottle(attempts=3, window=60, sweep_above=100)
+    for n in range(99):
+        throttle.failed(f"email:spray-{n}@example.com", "client:203.0.113.9")
+    assert len(throttle) == 100
+
+    clock[0] = 1070.0  # the spray has expired
+    for _ in range(3):
+        throttle.failed("email:target@example.com", "client:198.51.100.7")
+    assert len(throttle) == 2
+    assert throttle.retry_after("email:target@example.com") is not None
+
+    clock[0] = 1080.0
+    for n in range(120):
+        throttle.failed(f"email:more-{n}@example.com")
+    assert len(throttle) == 122  # nothing had expired: the sweep kept every key
+    assert throttle.retry_after("email:target@example.com") is not None
+    clock[0] = 1131.0
+    assert throttle.retry_after("email:target@example.com") is None
 
 
 async def test_state_changing_requests_need_the_csrf_token(app, owner):

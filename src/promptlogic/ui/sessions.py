@@ -109,12 +109,17 @@ def _digest(token: str) -> bytes:
 class LoginThrottle:
     """At most `attempts` failed sign-ins per email and per client address in `window` seconds
     (per worker process): guessing passwords gets slow without locking the real user out for
-    long."""
+    long. Keys whose failures have all expired are swept out once their number doubles (from
+    `sweep_above`): sign-ins with ever new emails would otherwise grow the table for ever."""
 
-    def __init__(self, attempts: int = 10, window: float = 900.0) -> None:
+    def __init__(
+        self, attempts: int = 10, window: float = 900.0, *, sweep_above: int = 10_000
+    ) -> None:
         self.attempts = attempts
         self.window = window
+        self.sweep_above = sweep_above
         self._failures: dict[str, deque[float]] = {}
+        self._sweep_at = sweep_above
 
     def _recent(self, key: str, now: float) -> deque[float]:
         failures = self._failures.setdefault(key, deque())
@@ -137,8 +142,20 @@ class LoginThrottle:
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
+        if len(self._failures) >= self._sweep_at:
+            self._sweep(now)
         for key in keys:
             self._failures.setdefault(key, deque()).append(now)
+
+    def _sweep(self, now: float) -> None:
+        expired = [key for key, times in self._failures.items() if times[-1] <= now - self.window]
+        for key in expired:
+            del self._failures[key]
+        self._sweep_at = max(self.sweep_above, 2 * len(self._failures))
+
+    def __len__(self) -> int:
+        """How many emails and addresses are tracked."""
+        return len(self._failures)
 
     def succeeded(self, *keys: str) -> None:
         for key in keys:
