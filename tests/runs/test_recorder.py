@@ -148,12 +148,18 @@ async def test_a_failed_write_is_kept_and_retried(app, session, tenant, recorder
         await _rename(app, "runs_away", "runs")
 
     # The next retry comes within the longest backoff (under load, failures pile up while the
-    # table is away and the backoff grows to its cap).
+    # table is away and the backoff grows to its cap). Waiting for the rows, not for an empty
+    # buffer: a batch being written has left the buffer before its transaction commits.
+    async def written() -> int:
+        async with app.state.sessionmaker() as fresh:
+            return await count_runs(fresh)
+
     for _ in range(int((MAX_BACKOFF_SECONDS + 5) / 0.05)):
-        if recorder.buffered == 0:
+        if await written() == 10:
             break
         await asyncio.sleep(0.05)
-    assert await count_runs(session) == 10
+    assert await written() == 10
+    assert recorder.buffered == 0
     assert SECRET_INPUT not in caplog.text
 
 
