@@ -85,8 +85,8 @@ async def create_eval(
     dataset's current revision; 202 with its id, then follow it with GET. With an
     `Idempotency-Key`, a repeat of the request answers the first eval, never a second one."""
     key = None if idempotency_key is None else idempotency.checked_key(idempotency_key)
-    request_hash = idempotency.fingerprint("POST /v1/evals", body.model_dump(mode="json"))
     if key is not None:
+        request_hash = idempotency.fingerprint("POST /v1/evals", body.model_dump(mode="json"))
         first = await idempotency.take_in(session, principal.tenant_id, key, request_hash)
         if first is not None:
             return JSONResponse(
